@@ -1,0 +1,136 @@
+// A server-side RTMP connection as a state machine with no I/O: bytes in
+// (on_receive), bytes out (output()), registry effects and log lines.
+// The I/O layer (io.h) owns the socket and calls these methods on the
+// connection's loop thread only; other threads reach the session through
+// SessionHost::wake() / close_soon().
+#pragma once
+
+#include <glib.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grtmp/chunk.h"
+#include "grtmp/command.h"
+#include "grtmp/config.h"
+#include "grtmp/control.h"
+#include "grtmp/handshake.h"
+#include "grtmp/registry.h"
+
+namespace grtmp {
+
+// Implemented by the I/O layer (or by tests).
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  // Any thread: the session has player data queued; call pump() soon on
+  // the session's thread. Cheap and idempotent.
+  virtual void wake() = 0;
+  // Any thread: close the connection soon (eviction by a new publisher).
+  virtual void close_soon(const char* reason) = 0;
+};
+
+class ServerSession {
+ public:
+  enum class Role { None, Publisher, Player };
+
+  ServerSession(Registry& registry, const ServerConfig& config, uint64_t id, std::string remote,
+                SessionHost* host);
+  ~ServerSession();
+  ServerSession(const ServerSession&) = delete;
+  ServerSession& operator=(const ServerSession&) = delete;
+
+  // Bytes read from the socket. Returns false when the connection must be
+  // closed; `error` says why (logged by the caller with the session fields).
+  bool on_receive(const uint8_t* data, size_t len, GError** error);
+  // Moves queued player events into output(). Returns false to close
+  // (e.g. unpublish with keep_players_on_unpublish = false).
+  bool pump(GError** error);
+  // Periodic check (about once a second): handshake, idle, publisher and
+  // player stall timeouts. Returns false to close.
+  bool check_timers(int64_t now_us, GError** error);
+  // The socket accepted `n` bytes of output().
+  void on_sent(size_t n, int64_t now_us);
+  // Wire bytes waiting to be written.
+  WireQueue& output() { return out_; }
+  // Leaves the registry (unpublish / unsubscribe). Idempotent; also run by
+  // the destructor. Sends nothing.
+  void close(const char* reason);
+
+  uint64_t id() const { return id_; }
+  const std::string& conn_id() const { return conn_id_; }  // "c000001"
+  const std::string& remote() const { return remote_; }
+  const std::string& stream_key() const { return key_; }
+  Role role() const { return role_; }
+  bool handshake_done() const { return handshake_.done(); }
+  uint64_t bytes_in() const { return bytes_in_; }
+  uint64_t bytes_out() const { return bytes_out_; }
+  uint64_t dropped_messages() const;
+  // Bytes the I/O layer should not exceed in output() before it stops
+  // pumping player data (the rest waits in the player queue where the
+  // drop-to-keyframe policy applies).
+  static constexpr size_t kOutputHighWater = 256 * 1024;
+
+ private:
+  class PlayerSink;
+  class PublisherHandle;
+
+  bool handle_message(Message& m, GError** error);
+  bool handle_command(const Command& c, const Message& m, GError** error);
+  bool on_connect(const Command& c, GError** error);
+  bool on_create_stream(const Command& c);
+  bool on_publish(const Command& c, const Message& m, GError** error);
+  bool on_play(const Command& c, const Message& m, GError** error);
+  void on_delete_stream(uint32_t stream_id);
+  bool on_media(Message& m, GError** error);
+  void send(const Message& m);
+  void send_status(uint32_t stream_id, const char* level, const char* code, const std::string& desc);
+  bool deliver(const StreamEvent& ev, GError** error);
+  void send_play_headers();
+  void stop_publishing(const char* reason);
+  void stop_playing(const char* reason);
+  void log(int level, const char* msg, std::initializer_list<std::pair<const char*, std::string>> extra = {}) const;
+
+  Registry& registry_;
+  const ServerConfig& config_;
+  const uint64_t id_;
+  const std::string conn_id_;
+  const std::string remote_;
+  SessionHost* host_;
+
+  Handshake handshake_;
+  ChunkReader reader_;
+  ChunkWriter writer_;
+  WireQueue out_;
+  control::AckTracker ack_;
+  std::vector<Message> inbox_;  // scratch for reader output
+
+  bool connected_ = false;
+  std::string app_;
+  std::string tc_url_;
+  std::vector<std::string> fourcc_list_;
+  uint32_t next_stream_id_ = 1;
+  Role role_ = Role::None;
+  uint32_t media_stream_id_ = 0;  // the stream id publishing or playing
+  std::string key_;
+  std::string query_;
+
+  std::shared_ptr<Stream> stream_;
+  std::unique_ptr<PublisherHandle> publisher_;
+  std::shared_ptr<PlayerSink> player_;
+  std::deque<StreamEvent> pending_;  // scratch for pump()
+  bool play_waiting_headers_ = false;
+
+  int64_t created_us_;
+  int64_t last_rx_us_;
+  int64_t last_media_us_ = 0;
+  int64_t stalled_since_us_ = 0;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace grtmp
