@@ -117,6 +117,7 @@ class ChunkWriter {
  private:
   struct CsidState {
     bool valid = false;
+    bool has_delta = false;  // the last header was fmt 1/2 (fmt 3 may follow)
     uint32_t timestamp = 0;
     uint32_t delta = 0;
     uint32_t length = 0;
