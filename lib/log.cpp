@@ -62,6 +62,10 @@ void set_level(Level level) { g_level.store(static_cast<int>(level), std::memory
 Level level() { return static_cast<Level>(g_level.load(std::memory_order_relaxed)); }
 
 void emit(Level level, std::string_view msg, std::initializer_list<Field> fields) {
+  emit(level, msg, fields.begin(), fields.size());
+}
+
+void emit(Level level, std::string_view msg, const Field* fields, size_t n_fields) {
   if (!enabled(level)) return;
   Sink sink;
   void* data;
@@ -71,9 +75,9 @@ void emit(Level level, std::string_view msg, std::initializer_list<Field> fields
     data = g_sink_data;
   }
   if (sink)
-    sink(level, msg, fields.begin(), fields.size(), data);
+    sink(level, msg, fields, n_fields, data);
   else
-    glib_sink(level, msg, fields.begin(), fields.size());
+    glib_sink(level, msg, fields, n_fields);
 }
 
 const char* level_name(Level l) {

@@ -1,1 +1,507 @@
-// implemented in its own change
+#include "grtmp/session.h"
+
+#include <cinttypes>
+#include <mutex>
+
+#include "grtmp/error.h"
+
+namespace grtmp {
+
+namespace {
+constexpr uint32_t kMaxStreamsPerConnection = 16;
+
+std::string format_conn_id(uint64_t id) {
+  char buf[32];
+  g_snprintf(buf, sizeof buf, "c%06" G_GUINT64_FORMAT, id);
+  return buf;
+}
+}  // namespace
+
+// The player side of a session as the registry sees it. It outlives the
+// session's registration; the host pointer is cleared when the session
+// goes, so a late publisher-thread call never touches a dead connection.
+class ServerSession::PlayerSink : public Subscriber {
+ public:
+  PlayerSink(uint64_t max_bytes, SessionHost* host) : queue(max_bytes), host_(host) {}
+  void on_stream_event(const StreamEvent& ev) override {
+    if (queue.push(ev)) {
+      std::lock_guard lock(mutex_);
+      if (host_) host_->wake();
+    }
+  }
+  uint64_t dropped_messages() const override { return queue.dropped_messages(); }
+  void detach_host() {
+    std::lock_guard lock(mutex_);
+    host_ = nullptr;
+  }
+  PlayerQueue queue;
+
+ private:
+  std::mutex mutex_;
+  SessionHost* host_;
+};
+
+class ServerSession::PublisherHandle : public Publisher {
+ public:
+  explicit PublisherHandle(SessionHost* host) : host_(host) {}
+  void evict(const char* reason) override {
+    std::lock_guard lock(mutex_);
+    if (host_) host_->close_soon(reason);
+  }
+  void detach_host() {
+    std::lock_guard lock(mutex_);
+    host_ = nullptr;
+  }
+
+ private:
+  std::mutex mutex_;
+  SessionHost* host_;
+};
+
+static ChunkReaderLimits reader_limits(const ServerConfig& c) {
+  ChunkReaderLimits l;
+  l.max_chunk_size = c.max_chunk_size;
+  l.max_message_size = c.max_message_size;
+  return l;
+}
+
+ServerSession::ServerSession(Registry& registry, const ServerConfig& config, uint64_t id, std::string remote,
+                             SessionHost* host)
+    : registry_(registry),
+      config_(config),
+      id_(id),
+      conn_id_(format_conn_id(id)),
+      remote_(std::move(remote)),
+      host_(host),
+      handshake_(Handshake::Role::Server),
+      reader_(reader_limits(config)) {
+  created_us_ = g_get_monotonic_time();
+  last_rx_us_ = created_us_;
+  last_progress_us_ = created_us_;
+}
+
+ServerSession::~ServerSession() { close("connection destroyed"); }
+
+void ServerSession::log(log::Level level, std::string_view msg, std::initializer_list<log::Field> extra) const {
+  if (!log::enabled(level)) return;
+  std::vector<log::Field> f;
+  f.reserve(3 + extra.size());
+  f.push_back({"conn_id", conn_id_});
+  f.push_back({"remote", remote_});
+  if (!key_.empty()) f.push_back({"stream_key", key_});
+  for (auto& e : extra) f.push_back(e);
+  log::emit(level, msg, f.data(), f.size());
+}
+
+bool ServerSession::fail(GError** error, int code, const char* reason) {
+  g_set_error_literal(error, GRTMP_ERROR, code, reason);
+  return false;
+}
+
+uint64_t ServerSession::dropped_messages() const { return player_ ? player_->queue.dropped_messages() : 0; }
+
+void ServerSession::send(const Message& m) { writer_.write(m, out_); }
+
+void ServerSession::send_status(uint32_t stream_id, const char* level, const char* code, const std::string& desc) {
+  send(build_on_status(stream_id, level, code, desc));
+}
+
+bool ServerSession::on_receive(const uint8_t* data, size_t len, GError** error) {
+  if (closed_) return fail(error, GRTMP_ERROR_CLOSED, "session closed");
+  int64_t now = g_get_monotonic_time();
+  last_rx_us_ = now;
+  bytes_in_ += len;
+  if (!handshake_.done()) {
+    size_t consumed = 0;
+    std::vector<uint8_t> reply;
+    auto st = handshake_.feed(data, len, consumed, reply, error);
+    if (!reply.empty()) {
+      WirePiece p;
+      p.length = static_cast<uint32_t>(reply.size());
+      p.payload = Bytes::copy(reply);
+      out_.push(std::move(p));
+    }
+    if (st == Handshake::Status::Error) return false;
+    data += consumed;
+    len -= consumed;
+    if (st != Handshake::Status::Done) return true;
+    log(log::Level::Debug, "handshake done",
+        {{"digest", handshake_.peer_scheme() == Handshake::Scheme::None ? "false" : "true"}});
+    if (len == 0) return true;
+  }
+  inbox_.clear();
+  bool ok = reader_.feed(data, len, inbox_, error);
+  // Messages completed before a framing error are still handled.
+  for (auto& m : inbox_) {
+    if (!handle_message(m, error)) return false;
+  }
+  inbox_.clear();
+  if (!ok) return false;
+  uint32_t seq;
+  if (ack_.on_bytes(bytes_in_, seq)) send(control::acknowledgement(seq));
+  return true;
+}
+
+bool ServerSession::handle_message(Message& m, GError** error) {
+  switch (m.type) {
+    case kMsgSetChunkSize: {
+      uint32_t size = 0;
+      control::parse_set_chunk_size(m, size, nullptr);
+      log(log::Level::Debug, "peer chunk size", {{"size", std::to_string(size)}});
+      return true;
+    }
+    case kMsgAbort:
+    case kMsgAck:
+    case kMsgSetPeerBandwidth:
+      return true;
+    case kMsgWindowAckSize: {
+      uint32_t w = 0;
+      if (control::parse_window_ack_size(m, w, nullptr)) ack_.set_window(w);
+      return true;
+    }
+    case kMsgUserControl: {
+      control::UserControl uc;
+      if (!control::parse_user_control(m, uc, nullptr)) return true;  // tolerated
+      if (uc.event == control::UserControlEvent::PingRequest) send(control::ping_response(uc.value));
+      return true;
+    }
+    case kMsgAudio:
+    case kMsgVideo:
+      return on_media(m, error);
+    case kMsgDataAmf0:
+    case kMsgDataAmf3: {
+      if (role_ != Role::Publisher || m.stream_id != media_stream_id_) return true;
+      Bytes payload;
+      std::string handler;
+      GError* local = nullptr;
+      if (!strip_set_data_frame(m, payload, handler, &local)) {
+        log(log::Level::Warn, "ignoring malformed data message", {{"reason", local->message}});
+        g_clear_error(&local);
+        return true;
+      }
+      if (handler != "onMetaData") return true;
+      Message meta;
+      meta.type = kMsgDataAmf0;
+      meta.csid = kCsidData;
+      meta.timestamp = m.timestamp;
+      meta.payload = payload;
+      log(log::Level::Info, "metadata received", {{"size", std::to_string(payload.size())}});
+      stream_->push(std::move(meta));
+      return true;
+    }
+    case kMsgCommandAmf0:
+    case kMsgCommandAmf3: {
+      Command c;
+      if (!parse_command(m, c, config_.amf_limits, error)) return false;
+      return handle_command(c, m, error);
+    }
+    default:
+      // Shared objects, aggregates and unknown types: not used by the
+      // encoders we serve; tolerated and dropped.
+      log(log::Level::Debug, "ignoring message", {{"type", message_type_name(m.type)}});
+      return true;
+  }
+}
+
+bool ServerSession::handle_command(const Command& c, const Message& m, GError** error) {
+  log(log::Level::Debug, "command", {{"name", c.name}, {"txn", std::to_string((int64_t)c.transaction_id)}});
+  if (c.name == "connect") return on_connect(c, error);
+  if (!connected_) {
+    g_set_error(error, GRTMP_ERROR, GRTMP_ERROR_PROTOCOL, "command %s before connect", c.name.c_str());
+    return false;
+  }
+  if (c.name == "createStream") return on_create_stream(c);
+  if (c.name == "publish") return on_publish(c, m, error);
+  if (c.name == "play") return on_play(c, m, error);
+  if (c.name == "deleteStream" || c.name == "closeStream") {
+    double id = m.stream_id;
+    if (c.name == "deleteStream") command_number_arg(c, 0, id);
+    on_delete_stream(static_cast<uint32_t>(id));
+    return true;
+  }
+  if (c.name == "FCPublish") {
+    std::string name;
+    command_string_arg(c, 0, name);
+    send(build_on_fcpublish(name, false));
+    if (c.transaction_id != 0) send(build_result(c.transaction_id));
+    return true;
+  }
+  if (c.name == "FCUnpublish") {
+    std::string name;
+    command_string_arg(c, 0, name);
+    send(build_on_fcpublish(name, true));
+    if (c.transaction_id != 0) send(build_result(c.transaction_id));
+    return true;
+  }
+  if (c.name == "releaseStream" || c.name == "FCSubscribe" || c.name == "getStreamLength") {
+    if (c.transaction_id != 0) send(build_result(c.transaction_id, {amf0::Value::make_undefined()}));
+    return true;
+  }
+  if (c.name == "_checkbw") {
+    if (c.transaction_id != 0) send(build_result(c.transaction_id));
+    send(build_on_bw_done());
+    return true;
+  }
+  if (c.name == "play2") {
+    PlayParams p;
+    if (parse_play(c, p, nullptr)) log(log::Level::Info, "play2 ignored (no multi-bitrate)", {{"name", p.name}});
+    return true;
+  }
+  if (c.name == "pause" || c.name == "receiveAudio" || c.name == "receiveVideo" || c.name == "seek" ||
+      c.name == "_result" || c.name == "_error" || c.name == "onStatus")
+    return true;
+  if (c.transaction_id != 0)
+    send(build_error(c.transaction_id, "NetConnection.Call.Failed", "Method not found (" + c.name + ")"));
+  return true;
+}
+
+bool ServerSession::on_connect(const Command& c, GError** error) {
+  if (connected_) return fail(error, GRTMP_ERROR_PROTOCOL, "connect sent twice");
+  ConnectParams p;
+  if (!parse_connect(c, p, error)) return false;
+  if (p.app.empty()) {
+    send(build_connect_error(c.transaction_id, status::kConnectRejected, "No application name"));
+    return fail(error, GRTMP_ERROR_PROTOCOL, "connect without app");
+  }
+  app_ = p.app;
+  // Some clients send "app/" or "app/instance": the first segment names it.
+  if (auto q = app_.find('?'); q != std::string::npos) app_.resize(q);
+  while (!app_.empty() && app_.back() == '/') app_.pop_back();
+  tc_url_ = p.tc_url;
+  fourcc_list_ = p.fourcc_list;
+  connected_ = true;
+  send(control::window_ack_size(config_.window_ack_size));
+  send(control::set_peer_bandwidth(config_.peer_bandwidth, control::PeerBandwidthLimit::Dynamic));
+  send(control::set_chunk_size(config_.chunk_size));
+  writer_.set_chunk_size(config_.chunk_size);
+  send(build_connect_result(c.transaction_id, p.object_encoding));
+  log(log::Level::Info, "client connected", {{"app", app_}, {"flash_ver", p.flash_ver}, {"tc_url", tc_url_}});
+  return true;
+}
+
+bool ServerSession::on_create_stream(const Command& c) {
+  if (streams_created_ >= kMaxStreamsPerConnection) {
+    send(build_error(c.transaction_id, "NetConnection.Call.Failed", "Too many streams"));
+    return true;
+  }
+  streams_created_++;
+  uint32_t id = next_stream_id_++;
+  send(build_result(c.transaction_id, {amf0::Value::make_number(id)}));
+  return true;
+}
+
+bool ServerSession::on_publish(const Command& c, const Message& m, GError** error) {
+  PublishParams p;
+  if (!parse_publish(c, p, error)) return false;
+  uint32_t sid = m.stream_id;
+  if (role_ != Role::None) {
+    send_status(sid, "error", status::kPublishBadName, "Connection is already publishing or playing");
+    return fail(error, GRTMP_ERROR_PROTOCOL, "publish on a connection already publishing or playing");
+  }
+  if (sid == 0 || sid >= next_stream_id_) {
+    send_status(sid, "error", status::kPublishBadName, "Unknown stream id");
+    return fail(error, GRTMP_ERROR_PROTOCOL, "publish on a stream id that was never created");
+  }
+  if (p.name.empty()) {
+    send_status(sid, "error", status::kPublishBadName, "Empty stream name");
+    return fail(error, GRTMP_ERROR_BAD_NAME, "publish with an empty stream name");
+  }
+  std::string key = app_ + "/" + p.name;
+  publisher_ = std::make_unique<PublisherHandle>(host_);
+  GError* local = nullptr;
+  auto stream = registry_.publish(key, p.query, publisher_.get(), &local);
+  if (!stream) {
+    key_ = key;
+    send_status(sid, "error", status::kPublishBadName, local->message);
+    log(log::Level::Warn, "publish refused", {{"reason", local->message}});
+    g_propagate_error(error, local);
+    publisher_.reset();
+    return false;
+  }
+  key_ = key;
+  query_ = p.query;
+  stream_ = stream;
+  role_ = Role::Publisher;
+  media_stream_id_ = sid;
+  last_media_us_ = g_get_monotonic_time();
+  send(control::stream_begin(sid));
+  send_status(sid, "status", status::kPublishStart, p.name + " is now published.");
+  log(log::Level::Info, "publish started", {{"type", p.type}});
+  return true;
+}
+
+bool ServerSession::on_play(const Command& c, const Message& m, GError** error) {
+  PlayParams p;
+  if (!parse_play(c, p, error)) return false;
+  uint32_t sid = m.stream_id;
+  if (role_ != Role::None) {
+    send_status(sid, "error", status::kPlayFailed, "Connection is already publishing or playing");
+    return fail(error, GRTMP_ERROR_PROTOCOL, "play on a connection already publishing or playing");
+  }
+  if (sid == 0 || sid >= next_stream_id_) {
+    send_status(sid, "error", status::kPlayFailed, "Unknown stream id");
+    return fail(error, GRTMP_ERROR_PROTOCOL, "play on a stream id that was never created");
+  }
+  std::string key = app_ + "/" + p.name;
+  key_ = key;
+  player_ = std::make_shared<PlayerSink>(config_.player_queue_max_bytes, host_);
+  media_stream_id_ = sid;
+  role_ = Role::Player;
+  // The play preamble goes out before the registry can deliver anything.
+  send(control::stream_begin(sid));
+  if (p.reset) send_status(sid, "status", status::kPlayReset, "Playing and resetting " + p.name + ".");
+  send_status(sid, "status", status::kPlayStart, "Started playing " + p.name + ".");
+  send(build_sample_access(sid));
+  GError* local = nullptr;
+  auto stream = registry_.subscribe(key, player_, false, &local);
+  if (!stream) {
+    // Replace the preamble: nothing of it has been sent yet if we are here
+    // before the next write, but keep it simple and correct on the wire:
+    // clients accept StreamNotFound after Start and close.
+    send_status(sid, "error", status::kPlayStreamNotFound, local->message);
+    log(log::Level::Info, "play refused", {{"reason", local->message}});
+    g_propagate_error(error, local);
+    role_ = Role::None;
+    player_.reset();
+    return false;
+  }
+  stream_ = stream;
+  log(log::Level::Info, "subscriber added", {{"total_subscribers", std::to_string(stream->info().subscribers)}});
+  return true;
+}
+
+void ServerSession::on_delete_stream(uint32_t stream_id) {
+  if (role_ == Role::None || stream_id != media_stream_id_) return;
+  if (role_ == Role::Publisher) stop_publishing("deleteStream");
+  else stop_playing("deleteStream");
+}
+
+bool ServerSession::on_media(Message& m, GError** error) {
+  if (role_ != Role::Publisher || m.stream_id != media_stream_id_) {
+    // Media on a play stream or an unknown stream id: dropped.
+    return true;
+  }
+  last_media_us_ = g_get_monotonic_time();
+  m.csid = m.type == kMsgAudio ? kCsidAudio : kCsidVideo;
+  if (stream_) {
+    uint8_t flags = classify_message(m);
+    if ((flags & kFlagSequenceHeader) && log::enabled(log::Level::Info))
+      log(log::Level::Info, m.type == kMsgAudio ? "cached audio sequence header" : "cached video sequence header",
+          {{"size", std::to_string(m.payload.size())}});
+    stream_->push(std::move(m));
+  }
+  return true;
+}
+
+void ServerSession::stop_publishing(const char* reason) {
+  if (role_ != Role::Publisher) return;
+  StreamInfo info = stream_ ? stream_->info() : StreamInfo{};
+  registry_.unpublish(stream_, publisher_.get());
+  if (publisher_) publisher_->detach_host();
+  log(log::Level::Info, "publish stopped",
+      {{"reason", reason}, {"bytes_in", std::to_string(info.bytes_in)},
+       {"messages", std::to_string(info.messages_in)}});
+  publisher_.reset();
+  stream_.reset();
+  role_ = Role::None;
+}
+
+void ServerSession::stop_playing(const char* reason) {
+  if (role_ != Role::Player) return;
+  if (player_) player_->detach_host();
+  registry_.unsubscribe(stream_, player_.get());
+  log(log::Level::Info, "subscriber removed",
+      {{"reason", reason}, {"dropped", std::to_string(player_ ? player_->queue.dropped_messages() : 0)}});
+  stream_.reset();
+  role_ = Role::None;
+  // player_ stays for stats (dropped_messages) until the session ends.
+}
+
+bool ServerSession::pump(GError** error) {
+  if (!player_ || role_ != Role::Player) return true;
+  while (out_.bytes() < kOutputHighWater) {
+    pending_.clear();
+    player_->queue.take(pending_, kOutputHighWater - out_.bytes());
+    if (pending_.empty()) break;
+    for (auto& ev : pending_) {
+      if (!deliver(ev, error)) {
+        pending_.clear();
+        return false;
+      }
+    }
+  }
+  pending_.clear();
+  return true;
+}
+
+bool ServerSession::deliver(const StreamEvent& ev, GError** error) {
+  const uint32_t sid = media_stream_id_;
+  switch (ev.kind) {
+    case StreamEvent::Kind::Publish:
+      if (played_once_ || saw_unpublish_) {
+        send(control::stream_begin(sid));
+        send_status(sid, "status", status::kPlayPublishNotify, key_ + " is now published.");
+      }
+      played_once_ = true;
+      return true;
+    case StreamEvent::Kind::Unpublish:
+      saw_unpublish_ = true;
+      send(control::stream_eof(sid));
+      send_status(sid, "status", status::kPlayUnpublishNotify, key_ + " is now unpublished.");
+      if (!config_.keep_players_on_unpublish) {
+        send_status(sid, "status", status::kPlayStop, "Stopped playing " + key_ + ".");
+        return fail(error, GRTMP_ERROR_CLOSED, "publisher left and players are not kept");
+      }
+      return true;
+    case StreamEvent::Kind::Media: {
+      Message m = ev.media.msg;  // header copy; payload shared
+      m.stream_id = sid;
+      m.csid = m.type == kMsgAudio ? kCsidAudio : m.type == kMsgVideo ? kCsidVideo : kCsidData;
+      send(m);
+      return true;
+    }
+  }
+  return true;
+}
+
+void ServerSession::on_sent(size_t n, int64_t now_us) {
+  if (n == 0) return;
+  bytes_out_ += n;
+  out_.consume(n);
+  last_progress_us_ = now_us;
+}
+
+bool ServerSession::check_timers(int64_t now_us, GError** error) {
+  auto ms = [&](int64_t since) { return (now_us - since) / 1000; };
+  if (!handshake_.done()) {
+    if (config_.handshake_timeout_ms && ms(created_us_) > config_.handshake_timeout_ms)
+      return fail(error, GRTMP_ERROR_TIMEOUT, "handshake timeout");
+    return true;
+  }
+  if (config_.idle_timeout_ms) {
+    if (ms(last_rx_us_) > config_.idle_timeout_ms) return fail(error, GRTMP_ERROR_TIMEOUT, "idle timeout");
+    // Players may send nothing for a long time (acks come per window):
+    // ping them so a live peer answers and a dead one times out.
+    if (connected_ && ms(last_rx_us_) > config_.idle_timeout_ms / 3 && ms(last_ping_us_) > config_.idle_timeout_ms / 3) {
+      send(control::ping_request(static_cast<uint32_t>(now_us / 1000)));
+      last_ping_us_ = now_us;
+    }
+  }
+  if (role_ == Role::Publisher && config_.publisher_timeout_ms && ms(last_media_us_) > config_.publisher_timeout_ms)
+    return fail(error, GRTMP_ERROR_TIMEOUT, "publisher sent no media before the publisher timeout");
+  if (!out_.empty() && config_.player_stall_timeout_ms && ms(last_progress_us_) > config_.player_stall_timeout_ms)
+    return fail(error, GRTMP_ERROR_SLOW_CONSUMER, "peer stopped reading (stall timeout)");
+  if (out_.empty()) last_progress_us_ = now_us;
+  return true;
+}
+
+void ServerSession::close(const char* reason) {
+  if (closed_) return;
+  closed_ = true;
+  stop_publishing(reason);
+  stop_playing(reason);
+  if (player_) player_->detach_host();
+  if (publisher_) publisher_->detach_host();
+}
+
+}  // namespace grtmp

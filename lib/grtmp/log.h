@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace grtmp::log {
 
@@ -30,6 +31,7 @@ Level level();
 inline bool enabled(Level l) { return static_cast<int>(l) >= static_cast<int>(level()); }
 
 void emit(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
+void emit(Level level, std::string_view msg, const Field* fields, size_t n_fields);
 
 const char* level_name(Level l);  // "debug", "info", ...
 bool parse_level(std::string_view s, Level& out);

@@ -18,6 +18,7 @@
 #include "grtmp/config.h"
 #include "grtmp/control.h"
 #include "grtmp/handshake.h"
+#include "grtmp/log.h"
 #include "grtmp/registry.h"
 
 namespace grtmp {
@@ -92,7 +93,8 @@ class ServerSession {
   void send_play_headers();
   void stop_publishing(const char* reason);
   void stop_playing(const char* reason);
-  void log(int level, const char* msg, std::initializer_list<std::pair<const char*, std::string>> extra = {}) const;
+  void log(log::Level level, std::string_view msg, std::initializer_list<log::Field> extra = {}) const;
+  bool fail(GError** error, int code, const char* reason);
 
   Registry& registry_;
   const ServerConfig& config_;
@@ -127,7 +129,11 @@ class ServerSession {
   int64_t created_us_;
   int64_t last_rx_us_;
   int64_t last_media_us_ = 0;
-  int64_t stalled_since_us_ = 0;
+  int64_t last_progress_us_ = 0;
+  int64_t last_ping_us_ = 0;
+  bool played_once_ = false;      // a Publish event was already announced
+  bool saw_unpublish_ = false;
+  uint32_t streams_created_ = 0;
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   bool closed_ = false;
