@@ -53,6 +53,10 @@ class Handshake {
   // Which scheme the peer's C1/S1 digest used (None: simple handshake).
   Scheme peer_scheme() const { return peer_scheme_; }
   uint8_t peer_version() const { return peer_version_; }
+  // After Done: whether the peer's C2/S2 answered our C1/S1 correctly (the
+  // echo, or the digest signature). Informational only: many peers send
+  // garbage there and the handshake does not fail on it.
+  bool peer_response_valid() const { return peer_response_valid_; }
 
   // Exposed for tests and golden vectors.
   static bool find_digest(const uint8_t* packet, const uint8_t* key, size_t key_len, Scheme& scheme);
@@ -66,6 +70,15 @@ class Handshake {
   uint8_t peer_version_ = 0;
   std::vector<uint8_t> in_;      // staged peer bytes
   std::vector<uint8_t> own_c1s1_; // what we sent as C1 (client) or S1 (server)
+  std::vector<uint8_t> own_digest_;   // digest embedded in own_c1s1_ (empty: simple)
+  std::vector<uint8_t> peer_digest_;  // digest found in the peer's C1/S1
+  bool peer_response_valid_ = false;
+
+  void fill_random(uint8_t* p, size_t n);
+  std::vector<uint8_t> make_packet1(bool digest, Scheme scheme, const uint8_t* key, size_t key_len);
+  void on_c1(std::vector<uint8_t>& out);
+  void on_s1(std::vector<uint8_t>& out);
+  void on_packet2();
 };
 
 }  // namespace grtmp
