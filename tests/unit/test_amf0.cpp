@@ -1,0 +1,935 @@
+// AMF0 decoder / encoder: every marker, golden vectors (field by field and
+// byte-exact), limits, truncation at every offset, random input.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "grtmp/amf0.h"
+#include "grtmp/error.h"
+
+using grtmp::ByteWriter;
+using namespace grtmp::amf0;
+
+namespace {
+
+using Buf = std::vector<uint8_t>;
+
+Buf read_golden(const std::string& rel) {
+  std::ifstream f(std::string(GOLDEN_DIR) + "/" + rel, std::ios::binary);
+  EXPECT_TRUE(f.good()) << "missing golden file " << rel;
+  return Buf((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+std::vector<std::string> golden_files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(GOLDEN_DIR) + "/" + dir))
+    if (e.path().extension() == ".bin") out.push_back(dir + "/" + e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Buf enc(const Value& v) {
+  ByteWriter w;
+  encode(v, w);
+  return w.buffer();
+}
+
+Buf enc_all(const std::vector<Value>& v) {
+  ByteWriter w;
+  encode_all(v, w);
+  return w.buffer();
+}
+
+// Decodes exactly one value that must span the whole buffer.
+Value dec1(const Buf& b, const Limits& limits = Limits()) {
+  size_t off = 0;
+  Value v;
+  GError* err = nullptr;
+  bool ok = decode(b.data(), b.size(), off, v, limits, &err);
+  EXPECT_TRUE(ok) << (err ? err->message : "");
+  EXPECT_EQ(off, b.size());
+  g_clear_error(&err);
+  return v;
+}
+
+struct Failure {
+  bool failed = false;
+  int code = -1;
+  std::string message;
+};
+
+Failure dec_fail(const Buf& b, const Limits& limits = Limits()) {
+  std::vector<Value> out;
+  GError* err = nullptr;
+  Failure f;
+  f.failed = !decode_all(b.data(), b.size(), out, limits, &err);
+  if (err) {
+    EXPECT_EQ(err->domain, GRTMP_ERROR);
+    f.code = err->code;
+    f.message = err->message;
+    g_error_free(err);
+  }
+  EXPECT_EQ(f.failed, !f.message.empty()) << "an error must come with a message";
+  return f;
+}
+
+void put_u16(Buf& b, uint16_t v) {
+  b.push_back(v >> 8);
+  b.push_back(v & 0xff);
+}
+void put_u32(Buf& b, uint32_t v) {
+  put_u16(b, v >> 16);
+  put_u16(b, v & 0xffff);
+}
+void put_key(Buf& b, const std::string& k) {
+  put_u16(b, uint16_t(k.size()));
+  b.insert(b.end(), k.begin(), k.end());
+}
+void put_end(Buf& b) {
+  b.push_back(0);
+  b.push_back(0);
+  b.push_back(0x09);
+}
+
+Value typed(Marker m) {
+  Value v;
+  v.type = m;
+  return v;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Golden vectors, field by field.
+
+TEST(Amf0Golden, Number) {
+  Value v = dec1(read_golden("amf0/number.bin"));
+  EXPECT_EQ(v.type, Marker::Number);
+  EXPECT_DOUBLE_EQ(v.number, 3.141592653589793);
+}
+
+TEST(Amf0Golden, NumberNegativeZeroAndNaN) {
+  Value z = dec1(read_golden("amf0/number_negative_zero.bin"));
+  EXPECT_EQ(z.type, Marker::Number);
+  EXPECT_EQ(z.number, 0.0);
+  EXPECT_TRUE(std::signbit(z.number));
+  EXPECT_EQ(enc(z), read_golden("amf0/number_negative_zero.bin"));
+  Value n = dec1(read_golden("amf0/number_nan.bin"));
+  EXPECT_TRUE(std::isnan(n.number));
+  EXPECT_EQ(enc(n), read_golden("amf0/number_nan.bin"));
+}
+
+TEST(Amf0Golden, Boolean) {
+  Value t = dec1(read_golden("amf0/boolean_true.bin"));
+  EXPECT_EQ(t.type, Marker::Boolean);
+  EXPECT_TRUE(t.boolean);
+  Value f = dec1(read_golden("amf0/boolean_false.bin"));
+  EXPECT_EQ(f.type, Marker::Boolean);
+  EXPECT_FALSE(f.boolean);
+}
+
+TEST(Amf0Golden, Strings) {
+  Value s = dec1(read_golden("amf0/string.bin"));
+  EXPECT_EQ(s.type, Marker::String);
+  EXPECT_EQ(s.string, "hello");
+  Value e = dec1(read_golden("amf0/string_empty.bin"));
+  EXPECT_EQ(e.type, Marker::String);
+  EXPECT_EQ(e.string, "");
+  Value u = dec1(read_golden("amf0/string_utf8.bin"));
+  EXPECT_EQ(u.string, "h\xc3\xa9llo \xe2\x9c\x93");
+  Value l = dec1(read_golden("amf0/long_string.bin"));
+  EXPECT_EQ(l.type, Marker::LongString);  // kept as LongString though it is short
+  EXPECT_EQ(l.string, "long string");
+  EXPECT_TRUE(l.is_string());
+}
+
+TEST(Amf0Golden, Object) {
+  Value o = dec1(read_golden("amf0/object.bin"));
+  ASSERT_EQ(o.type, Marker::Object);
+  ASSERT_EQ(o.properties.size(), 3u);
+  EXPECT_EQ(o.properties[0].first, "a");
+  EXPECT_EQ(o.properties[0].second, Value::make_number(1));
+  EXPECT_EQ(o.properties[1].first, "b");
+  EXPECT_EQ(o.properties[1].second, Value::make_string("x"));
+  EXPECT_EQ(o.properties[2].first, "c");
+  EXPECT_EQ(o.properties[2].second, Value::make_boolean(true));
+  Value e = dec1(read_golden("amf0/object_empty.bin"));
+  EXPECT_EQ(e.type, Marker::Object);
+  EXPECT_TRUE(e.properties.empty());
+}
+
+TEST(Amf0Golden, NullUndefinedUnsupported) {
+  EXPECT_EQ(dec1(read_golden("amf0/null.bin")).type, Marker::Null);
+  EXPECT_EQ(dec1(read_golden("amf0/undefined.bin")).type, Marker::Undefined);
+  EXPECT_EQ(dec1(read_golden("amf0/unsupported.bin")).type, Marker::Unsupported);
+}
+
+TEST(Amf0Golden, Reference) {
+  Value r = dec1(read_golden("amf0/reference.bin"));
+  EXPECT_EQ(r.type, Marker::Reference);
+  EXPECT_EQ(r.reference, 1);
+}
+
+TEST(Amf0Golden, EcmaArray) {
+  Value a = dec1(read_golden("amf0/ecma_array.bin"));
+  ASSERT_EQ(a.type, Marker::EcmaArray);
+  EXPECT_EQ(a.ecma_count, 2u);
+  ASSERT_EQ(a.properties.size(), 2u);
+  EXPECT_EQ(a.get_number("duration"), 0.0);
+  EXPECT_EQ(a.get_number("width"), 1280.0);
+  // The count is advisory: 0 declared, 2 present, kept as declared.
+  Value z = dec1(read_golden("amf0/ecma_array_count_zero.bin"));
+  EXPECT_EQ(z.ecma_count, 0u);
+  EXPECT_EQ(z.properties.size(), 2u);
+  EXPECT_EQ(enc(z), read_golden("amf0/ecma_array_count_zero.bin"));
+}
+
+TEST(Amf0Golden, StrictArray) {
+  Value a = dec1(read_golden("amf0/strict_array.bin"));
+  ASSERT_EQ(a.type, Marker::StrictArray);
+  ASSERT_EQ(a.elements.size(), 3u);
+  EXPECT_EQ(a.elements[0], Value::make_number(1));
+  EXPECT_EQ(a.elements[1], Value::make_string("two"));
+  EXPECT_EQ(a.elements[2], Value::make_null());
+  Value e = dec1(read_golden("amf0/strict_array_empty.bin"));
+  EXPECT_EQ(e.type, Marker::StrictArray);
+  EXPECT_TRUE(e.elements.empty());
+}
+
+TEST(Amf0Golden, Date) {
+  Value d = dec1(read_golden("amf0/date.bin"));
+  EXPECT_EQ(d.type, Marker::Date);
+  EXPECT_EQ(d.number, 1700000000000.0);
+  EXPECT_EQ(d.timezone, 0);
+  Value tz = dec1(read_golden("amf0/date_timezone.bin"));
+  EXPECT_EQ(tz.timezone, -60);
+  EXPECT_EQ(enc(tz), read_golden("amf0/date_timezone.bin"));
+}
+
+TEST(Amf0Golden, XmlDocument) {
+  Value x = dec1(read_golden("amf0/xml_document.bin"));
+  EXPECT_EQ(x.type, Marker::XmlDocument);
+  EXPECT_EQ(x.string, "<a>b</a>");
+}
+
+TEST(Amf0Golden, TypedObject) {
+  Value t = dec1(read_golden("amf0/typed_object.bin"));
+  ASSERT_EQ(t.type, Marker::TypedObject);
+  EXPECT_EQ(t.string, "Point");
+  EXPECT_TRUE(t.is_object_like());
+  EXPECT_EQ(t.get_number("x"), 1.0);
+  EXPECT_EQ(t.get_number("y"), 2.0);
+}
+
+TEST(Amf0Golden, AvmPlusKeepsTheRestRaw) {
+  Buf b = read_golden("amf0/avmplus.bin");
+  Value v = dec1(b);
+  EXPECT_EQ(v.type, Marker::AvmPlus);
+  EXPECT_EQ(v.string, std::string("\x06\x07" "foo", 5));
+  EXPECT_EQ(enc(v), b);
+}
+
+TEST(Amf0Golden, Nested) {
+  Value n = dec1(read_golden("amf0/nested.bin"));
+  const Value* list = n.get("list");
+  ASSERT_NE(list, nullptr);
+  ASSERT_EQ(list->type, Marker::StrictArray);
+  ASSERT_EQ(list->elements.size(), 2u);
+  EXPECT_EQ(list->elements[0].get_string("k"), "v");
+  EXPECT_EQ(list->elements[1].type, Marker::EcmaArray);
+  EXPECT_EQ(list->elements[1].get_number("n"), 2.0);
+  const Value* deep = n.get("o")->get("deep");
+  ASSERT_NE(deep, nullptr);
+  EXPECT_EQ(deep->get("x")->type, Marker::Undefined);
+}
+
+TEST(Amf0Golden, Sequence) {
+  Buf b = read_golden("amf0/sequence.bin");
+  std::vector<Value> vs;
+  ASSERT_TRUE(decode_all(b.data(), b.size(), vs, Limits(), nullptr));
+  ASSERT_EQ(vs.size(), 4u);
+  EXPECT_EQ(vs[0].string, "onStatus");
+  EXPECT_EQ(vs[1].number, 0.0);
+  EXPECT_EQ(vs[2].type, Marker::Null);
+  EXPECT_EQ(vs[3].get_string("level"), "status");
+  // decode() walks the same sequence one value at a time.
+  size_t off = 0;
+  for (int i = 0; i < 4; i++) {
+    Value v;
+    ASSERT_TRUE(decode(b.data(), b.size(), off, v, Limits(), nullptr));
+    EXPECT_EQ(v, vs[i]);
+  }
+  EXPECT_EQ(off, b.size());
+}
+
+// Every golden AMF vector in the repository (AMF0 values and the command /
+// data message payloads) decodes and re-encodes byte-exact.
+TEST(Amf0Golden, AllVectorsRoundTripByteExact) {
+  std::vector<std::string> files = golden_files("amf0");
+  for (const auto& f : golden_files("command")) files.push_back(f);
+  ASSERT_GE(files.size(), 40u);
+  for (const auto& f : files) {
+    SCOPED_TRACE(f);
+    Buf b = read_golden(f);
+    // Type 15 / 17 payloads: one 0x00 byte before the AMF0 values.
+    size_t skip = f.find("amf3_envelope") != std::string::npos ? 1 : 0;
+    std::vector<Value> vs;
+    GError* err = nullptr;
+    ASSERT_TRUE(decode_all(b.data() + skip, b.size() - skip, vs, Limits(), &err))
+        << (err ? err->message : "");
+    Buf again = enc_all(vs);
+    EXPECT_EQ(again, Buf(b.begin() + skip, b.end()));
+    // Decoding the re-encoded bytes gives equal values.
+    std::vector<Value> vs2;
+    ASSERT_TRUE(decode_all(again.data(), again.size(), vs2, Limits(), nullptr));
+    EXPECT_EQ(vs, vs2);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Round trips of built values, one per marker.
+
+TEST(Amf0RoundTrip, EveryMarker) {
+  std::vector<Value> values;
+  values.push_back(Value::make_number(-1234.5));
+  values.push_back(Value::make_number(std::numeric_limits<double>::infinity()));
+  values.push_back(Value::make_boolean(true));
+  values.push_back(Value::make_boolean(false));
+  values.push_back(Value::make_string("str"));
+  values.push_back(Value::make_object({{"a", Value::make_number(1)}}));
+  values.push_back(Value::make_null());
+  values.push_back(Value::make_undefined());
+  Value ref = typed(Marker::Reference);
+  ref.reference = 0xabcd;
+  values.push_back(ref);
+  values.push_back(Value::make_ecma_array({{"k", Value::make_string("v")}}));
+  values.push_back(Value::make_strict_array({Value::make_number(1), Value::make_null()}));
+  Value date = typed(Marker::Date);
+  date.number = 1.5e12;
+  date.timezone = 120;
+  values.push_back(date);
+  Value ls = typed(Marker::LongString);
+  ls.string = "x";
+  values.push_back(ls);
+  values.push_back(typed(Marker::Unsupported));
+  Value xml = typed(Marker::XmlDocument);
+  xml.string = "<x/>";
+  values.push_back(xml);
+  Value to = typed(Marker::TypedObject);
+  to.string = "flex.messaging.io.ArrayCollection";
+  to.properties.emplace_back("source", Value::make_strict_array());
+  values.push_back(to);
+  Value avm = typed(Marker::AvmPlus);
+  avm.string = std::string("\x04\x7f", 2);
+  values.push_back(avm);  // last: consumes the rest of the buffer
+
+  for (const auto& v : values) {
+    SCOPED_TRACE(v.to_string());
+    Buf b = enc(v);
+    EXPECT_EQ(b[0], uint8_t(v.type));
+    Value back = dec1(b);
+    EXPECT_EQ(back, v);
+    EXPECT_EQ(enc(back), b);
+  }
+  // And all of them in one buffer.
+  Buf all = enc_all(values);
+  std::vector<Value> back;
+  ASSERT_TRUE(decode_all(all.data(), all.size(), back, Limits(), nullptr));
+  EXPECT_EQ(back, values);
+}
+
+TEST(Amf0RoundTrip, LongStringPromotion) {
+  std::string big(70000, 'z');
+  Value v = Value::make_string(big);
+  EXPECT_EQ(v.type, Marker::LongString);
+  EXPECT_EQ(dec1(enc(v)), v);
+  // A String too long for the 16-bit length is written as a LongString.
+  Value s = typed(Marker::String);
+  s.string = big;
+  Buf b = enc(s);
+  EXPECT_EQ(b[0], uint8_t(Marker::LongString));
+  EXPECT_EQ(b.size(), 1 + 4 + big.size());
+  EXPECT_EQ(Value::make_string(std::string(65535, 'a')).type, Marker::String);
+}
+
+TEST(Amf0RoundTrip, NonCanonicalBooleanDecodesTrue) {
+  // The spec: 0 is false, anything else true.
+  Value v = dec1(Buf{0x01, 0x02});
+  EXPECT_TRUE(v.boolean);
+  EXPECT_EQ(enc(v), (Buf{0x01, 0x01}));  // normalised: the one non-exact case
+}
+
+TEST(Amf0RoundTrip, EmptyKeyPropertyBeforeEnd) {
+  // An empty key followed by a value (not the end marker) is a property.
+  Buf b{0x03};
+  put_key(b, "");
+  b.push_back(0x05);
+  put_end(b);
+  Value v = dec1(b);
+  ASSERT_EQ(v.properties.size(), 1u);
+  EXPECT_EQ(v.properties[0].first, "");
+  EXPECT_EQ(enc(v), b);
+}
+
+// ---------------------------------------------------------------------------
+// Malformed input.
+
+TEST(Amf0Malformed, ReservedAndUnknownMarkers) {
+  for (uint8_t m : {uint8_t(0x04), uint8_t(0x0e)}) {
+    Failure f = dec_fail(Buf{m});
+    EXPECT_EQ(f.code, GRTMP_ERROR_MALFORMED);
+    EXPECT_NE(f.message.find("reserved"), std::string::npos) << f.message;
+  }
+  EXPECT_NE(dec_fail(Buf{0x04}).message.find("movieclip"), std::string::npos);
+  EXPECT_NE(dec_fail(Buf{0x0e}).message.find("recordset"), std::string::npos);
+  for (int m = 0x12; m <= 0xff; m++) {
+    Failure f = dec_fail(Buf{uint8_t(m)});
+    EXPECT_EQ(f.code, GRTMP_ERROR_MALFORMED);
+    EXPECT_NE(f.message.find("unknown AMF0 marker"), std::string::npos);
+  }
+  // Inside an object, the offset points at the bad marker.
+  Buf b{0x03};
+  put_key(b, "k");
+  b.push_back(0x04);
+  put_end(b);
+  Failure f = dec_fail(b);
+  EXPECT_NE(f.message.find("offset 4"), std::string::npos) << f.message;
+}
+
+TEST(Amf0Malformed, ObjectEndOnlyInsideObjects) {
+  EXPECT_EQ(dec_fail(Buf{0x09}).code, GRTMP_ERROR_MALFORMED);
+  // In a strict array.
+  Buf a{0x0a};
+  put_u32(a, 1);
+  a.push_back(0x09);
+  EXPECT_EQ(dec_fail(a).code, GRTMP_ERROR_MALFORMED);
+  // As a property value (non-empty key).
+  Buf o{0x03};
+  put_key(o, "k");
+  o.push_back(0x09);
+  EXPECT_EQ(dec_fail(o).code, GRTMP_ERROR_MALFORMED);
+  // Valid: closing object, ECMA array and typed object.
+  for (uint8_t m : {uint8_t(0x03), uint8_t(0x08), uint8_t(0x10)}) {
+    Buf b{m};
+    if (m == 0x08) put_u32(b, 0);
+    if (m == 0x10) put_key(b, "C");
+    put_end(b);
+    EXPECT_FALSE(dec_fail(b).failed);
+  }
+}
+
+TEST(Amf0Malformed, MissingObjectEnd) {
+  Buf b{0x03};
+  put_key(b, "a");
+  b.push_back(0x05);
+  Failure f = dec_fail(b);  // ends without 00 00 09
+  EXPECT_EQ(f.code, GRTMP_ERROR_MALFORMED);
+  EXPECT_NE(f.message.find("truncated"), std::string::npos) << f.message;
+  // ECMA array: the count does not end it.
+  Buf e{0x08};
+  put_u32(e, 1);
+  put_key(e, "a");
+  e.push_back(0x05);
+  EXPECT_EQ(dec_fail(e).code, GRTMP_ERROR_MALFORMED);
+}
+
+TEST(Amf0Malformed, StringLongerThanBuffer) {
+  Buf s{0x02, 0x00, 0x64, 'a', 'b', 'c'};  // claims 100 bytes
+  Failure f = dec_fail(s);
+  EXPECT_EQ(f.code, GRTMP_ERROR_MALFORMED);
+  EXPECT_NE(f.message.find("claims 100 bytes"), std::string::npos) << f.message;
+  Buf l{0x0c};
+  put_u32(l, 1000);
+  l.push_back('x');
+  EXPECT_EQ(dec_fail(l).code, GRTMP_ERROR_MALFORMED);
+  Buf x{0x0f};
+  put_u32(x, 1000);
+  EXPECT_EQ(dec_fail(x).code, GRTMP_ERROR_MALFORMED);
+  Buf k{0x03, 0xff, 0xff, 'a'};  // property name longer than the buffer
+  EXPECT_EQ(dec_fail(k).code, GRTMP_ERROR_MALFORMED);
+}
+
+TEST(Amf0Malformed, StrictArrayCountBeyondBuffer) {
+  Buf a{0x0a};
+  put_u32(a, 1000);  // within max_elements, but only 2 bytes follow
+  a.push_back(0x05);
+  a.push_back(0x05);
+  Failure f = dec_fail(a);
+  EXPECT_EQ(f.code, GRTMP_ERROR_MALFORMED);
+  EXPECT_NE(f.message.find("1000"), std::string::npos);
+}
+
+TEST(Amf0Malformed, AvmPlusInsideContainerIsUnsupported) {
+  Buf b{0x03};
+  put_key(b, "a");
+  b.push_back(0x11);
+  b.push_back(0x01);
+  put_end(b);
+  Failure f = dec_fail(b);
+  EXPECT_EQ(f.code, GRTMP_ERROR_UNSUPPORTED);
+  EXPECT_NE(f.message.find("offset 4"), std::string::npos) << f.message;
+}
+
+TEST(Amf0Malformed, DecodeOffsetChecks) {
+  Buf b{0x05};
+  size_t off = 2;
+  Value v;
+  GError* err = nullptr;
+  EXPECT_FALSE(decode(b.data(), b.size(), off, v, Limits(), &err));
+  ASSERT_NE(err, nullptr);
+  EXPECT_EQ(err->code, GRTMP_ERROR_MALFORMED);
+  g_clear_error(&err);
+  off = 1;  // at the end: nothing to decode
+  EXPECT_FALSE(decode(b.data(), b.size(), off, v, Limits(), &err));
+  g_clear_error(&err);
+  // A failing decode leaves offset and value untouched; a NULL GError** is fine.
+  Buf bad{0x03, 0x00};
+  off = 0;
+  v = Value::make_number(7);
+  EXPECT_FALSE(decode(bad.data(), bad.size(), off, v, Limits(), nullptr));
+  EXPECT_EQ(off, 0u);
+  EXPECT_EQ(v, Value::make_number(7));
+  // Empty buffer: decode_all yields nothing.
+  std::vector<Value> vs{Value::make_null()};
+  EXPECT_TRUE(decode_all(nullptr, 0, vs, Limits(), nullptr));
+  EXPECT_TRUE(vs.empty());
+}
+
+// Every proper prefix of a valid vector fails cleanly (or, for a sequence,
+// succeeds only where a value ends).
+TEST(Amf0Malformed, TruncationAtEveryOffset) {
+  std::vector<std::string> files = golden_files("amf0");
+  for (const auto& f : golden_files("command")) files.push_back(f);
+  for (const auto& f : files) {
+    SCOPED_TRACE(f);
+    Buf b = read_golden(f);
+    size_t skip = f.find("amf3_envelope") != std::string::npos ? 1 : 0;
+    b.erase(b.begin(), b.begin() + skip);
+    const bool tail_is_raw = f.find("avmplus") != std::string::npos;
+    // The offsets where a top-level value ends.
+    std::vector<size_t> boundaries{0};
+    for (size_t off = 0; off < b.size();) {
+      Value v;
+      ASSERT_TRUE(decode(b.data(), b.size(), off, v, Limits(), nullptr));
+      boundaries.push_back(off);
+    }
+    for (size_t cut = 0; cut < b.size(); cut++) {
+      Buf prefix(b.begin(), b.begin() + cut);
+      std::vector<Value> vs;
+      GError* err = nullptr;
+      bool ok = decode_all(prefix.data(), prefix.size(), vs, Limits(), &err);
+      bool at_boundary =
+          std::find(boundaries.begin(), boundaries.end(), cut) != boundaries.end();
+      if (tail_is_raw && cut >= 1) at_boundary = true;  // AvmPlus takes any rest
+      EXPECT_EQ(ok, at_boundary) << "cut at " << cut << ": " << (err ? err->message : "");
+      if (!ok) {
+        ASSERT_NE(err, nullptr);
+        EXPECT_EQ(err->code, GRTMP_ERROR_MALFORMED) << err->message;
+      }
+      g_clear_error(&err);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Limits.
+
+namespace {
+Buf nested_objects(size_t depth) {
+  Buf b;
+  for (size_t i = 0; i < depth; i++) {
+    b.push_back(0x03);
+    put_key(b, "a");
+  }
+  b.push_back(0x05);
+  for (size_t i = 0; i < depth; i++) put_end(b);
+  return b;
+}
+Buf nested_arrays(size_t depth) {
+  Buf b;
+  for (size_t i = 0; i < depth; i++) {
+    b.push_back(0x0a);
+    put_u32(b, 1);
+  }
+  b.push_back(0x05);
+  return b;
+}
+}  // namespace
+
+TEST(Amf0Limits, DepthExactlyAtLimit) {
+  Limits l;
+  EXPECT_FALSE(dec_fail(nested_objects(l.max_depth), l).failed);
+  Failure f = dec_fail(nested_objects(l.max_depth + 1), l);
+  EXPECT_EQ(f.code, GRTMP_ERROR_LIMIT);
+  EXPECT_NE(f.message.find("max_depth"), std::string::npos) << f.message;
+  l.max_depth = 3;
+  EXPECT_FALSE(dec_fail(nested_arrays(3), l).failed);
+  EXPECT_EQ(dec_fail(nested_arrays(4), l).code, GRTMP_ERROR_LIMIT);
+  // Mixed containers count together.
+  Buf m{0x0a};
+  put_u32(m, 1);
+  m.push_back(0x08);
+  put_u32(m, 0);
+  put_key(m, "x");
+  m.push_back(0x10);
+  put_key(m, "T");
+  put_key(m, "o");
+  m.push_back(0x03);
+  put_end(m);
+  put_end(m);
+  put_end(m);
+  EXPECT_EQ(dec_fail(m, l).code, GRTMP_ERROR_LIMIT);  // depth 4
+  l.max_depth = 4;
+  EXPECT_FALSE(dec_fail(m, l).failed);
+  // max_depth 0: scalars only.
+  l.max_depth = 0;
+  EXPECT_FALSE(dec_fail(Buf{0x05}, l).failed);
+  EXPECT_EQ(dec_fail(nested_objects(1), l).code, GRTMP_ERROR_LIMIT);
+}
+
+TEST(Amf0Limits, HundredThousandDeepFailsFast) {
+  Buf objs = nested_objects(100000);
+  Buf arrs = nested_arrays(100000);
+  Buf ecma;
+  for (int i = 0; i < 100000; i++) {
+    ecma.push_back(0x08);
+    put_u32(ecma, 1);
+    put_key(ecma, "k");
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  for (const Buf* b : {&objs, &arrs, &ecma}) {
+    Failure f = dec_fail(*b);
+    EXPECT_EQ(f.code, GRTMP_ERROR_LIMIT);
+    EXPECT_NE(f.message.find("max_depth (64)"), std::string::npos) << f.message;
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - t0)
+                .count();
+  EXPECT_LT(ms, 2000);  // generous: valgrind / sanitizer runs
+}
+
+TEST(Amf0Limits, StrictArrayClaimingFourBillionElements) {
+  Buf a{0x0a};
+  put_u32(a, 0xffffffffu);
+  a.push_back(0x05);
+  auto t0 = std::chrono::steady_clock::now();
+  Failure f = dec_fail(a);
+  EXPECT_EQ(f.code, GRTMP_ERROR_LIMIT);
+  EXPECT_NE(f.message.find("max_elements"), std::string::npos) << f.message;
+  EXPECT_NE(f.message.find("4294967295"), std::string::npos) << f.message;
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - t0)
+                .count(),
+            500);
+  // Even with max_elements raised to the maximum it fails (count > bytes
+  // left) without allocating for the declared count.
+  Limits big;
+  big.max_elements = 0xffffffffu;
+  EXPECT_EQ(dec_fail(a, big).code, GRTMP_ERROR_MALFORMED);
+}
+
+TEST(Amf0Limits, ElementsPerContainer) {
+  Limits l;
+  l.max_elements = 3;
+  auto object_with = [](uint8_t marker, int n) {
+    Buf b{marker};
+    if (marker == 0x08) put_u32(b, 0);
+    if (marker == 0x10) put_key(b, "T");
+    for (int i = 0; i < n; i++) {
+      put_key(b, "k" + std::to_string(i));
+      b.push_back(0x05);
+    }
+    put_end(b);
+    return b;
+  };
+  for (uint8_t m : {uint8_t(0x03), uint8_t(0x08), uint8_t(0x10)}) {
+    EXPECT_FALSE(dec_fail(object_with(m, 3), l).failed);
+    Failure f = dec_fail(object_with(m, 4), l);
+    EXPECT_EQ(f.code, GRTMP_ERROR_LIMIT);
+    EXPECT_NE(f.message.find("max_elements"), std::string::npos) << f.message;
+  }
+  Buf a{0x0a};
+  put_u32(a, 4);
+  for (int i = 0; i < 4; i++) a.push_back(0x05);
+  EXPECT_EQ(dec_fail(a, l).code, GRTMP_ERROR_LIMIT);
+  a[4] = 3;
+  a.pop_back();
+  EXPECT_FALSE(dec_fail(a, l).failed);
+  // An ECMA array's declared count is advisory: a huge count is not a limit
+  // violation by itself.
+  Buf e{0x08};
+  put_u32(e, 0xffffffffu);
+  put_end(e);
+  EXPECT_FALSE(dec_fail(e, l).failed);
+}
+
+TEST(Amf0Limits, StringLength) {
+  Limits l;
+  l.max_string = 4;
+  EXPECT_FALSE(dec_fail(Buf{0x02, 0x00, 0x04, 'a', 'b', 'c', 'd'}, l).failed);
+  Failure f = dec_fail(Buf{0x02, 0x00, 0x05, 'a', 'b', 'c', 'd', 'e'}, l);
+  EXPECT_EQ(f.code, GRTMP_ERROR_LIMIT);
+  EXPECT_NE(f.message.find("max_string"), std::string::npos) << f.message;
+  Buf ls{0x0c};
+  put_u32(ls, 5);
+  for (int i = 0; i < 5; i++) ls.push_back('x');
+  EXPECT_EQ(dec_fail(ls, l).code, GRTMP_ERROR_LIMIT);
+  ls[0] = 0x0f;  // XML document
+  EXPECT_EQ(dec_fail(ls, l).code, GRTMP_ERROR_LIMIT);
+  // Property names and class names too.
+  Buf o{0x03};
+  put_key(o, "longkey");
+  o.push_back(0x05);
+  put_end(o);
+  EXPECT_EQ(dec_fail(o, l).code, GRTMP_ERROR_LIMIT);
+  Buf t{0x10};
+  put_key(t, "LongClass");
+  put_end(t);
+  EXPECT_EQ(dec_fail(t, l).code, GRTMP_ERROR_LIMIT);
+  // A 4 GB long string fails on the limit with the default limits.
+  Buf huge{0x0c};
+  put_u32(huge, 0xffffffffu);
+  Failure h = dec_fail(huge);
+  EXPECT_EQ(h.code, GRTMP_ERROR_LIMIT);
+  EXPECT_NE(h.message.find("max_string"), std::string::npos);
+}
+
+TEST(Amf0Limits, TotalValues) {
+  Limits l;
+  l.max_total_values = 4;
+  Buf four{0x05, 0x05, 0x05, 0x05};
+  EXPECT_FALSE(dec_fail(four, l).failed);
+  four.push_back(0x05);
+  Failure f = dec_fail(four, l);
+  EXPECT_EQ(f.code, GRTMP_ERROR_LIMIT);
+  EXPECT_NE(f.message.find("max_total_values"), std::string::npos) << f.message;
+  // Nested values count: an array of 4 is 5 values.
+  Buf a{0x0a};
+  put_u32(a, 4);
+  for (int i = 0; i < 4; i++) a.push_back(0x05);
+  EXPECT_EQ(dec_fail(a, l).code, GRTMP_ERROR_LIMIT);
+  // decode() counts per call.
+  size_t off = 0;
+  Value v;
+  for (int i = 0; i < 5; i++) EXPECT_TRUE(decode(four.data(), four.size(), off, v, l, nullptr));
+}
+
+// ---------------------------------------------------------------------------
+// Random input: never crash; whatever decodes re-encodes to something that
+// decodes to the same value.
+
+namespace {
+void check_random_buffer(const Buf& b, const Limits& limits) {
+  std::vector<Value> vs;
+  GError* err = nullptr;
+  if (decode_all(b.data(), b.size(), vs, limits, &err)) {
+    EXPECT_EQ(err, nullptr);
+    Buf again = enc_all(vs);
+    std::vector<Value> vs2;
+    ASSERT_TRUE(decode_all(again.data(), again.size(), vs2, limits, nullptr));
+    EXPECT_EQ(vs, vs2);
+  } else {
+    ASSERT_NE(err, nullptr);
+    EXPECT_EQ(err->domain, GRTMP_ERROR);
+    g_error_free(err);
+  }
+}
+
+Value random_value(std::mt19937& rng, int depth) {
+  std::uniform_int_distribution<int> pick(0, depth > 3 ? 9 : 14);
+  std::uniform_int_distribution<int> small(0, 5);
+  auto str = [&] {
+    std::string s(size_t(small(rng)), 'a');
+    for (auto& c : s) c = char(rng() & 0xff);
+    return s;
+  };
+  switch (pick(rng)) {
+    case 0: return Value::make_number(double(int32_t(rng())) / 7);
+    case 1: return Value::make_boolean(rng() & 1);
+    case 2: return Value::make_string(str());
+    case 3: return Value::make_null();
+    case 4: return Value::make_undefined();
+    case 5: { Value r = typed(Marker::Reference); r.reference = uint16_t(rng()); return r; }
+    case 6: { Value d = typed(Marker::Date); d.number = double(rng()); d.timezone = int16_t(rng()); return d; }
+    case 7: { Value l = typed(Marker::LongString); l.string = str(); return l; }
+    case 8: { Value x = typed(Marker::XmlDocument); x.string = str(); return x; }
+    case 9: return typed(Marker::Unsupported);
+    case 10:
+    case 11: {
+      Value o = pick(rng) & 1 ? Value::make_object() : Value::make_ecma_array();
+      int n = small(rng);
+      for (int i = 0; i < n; i++) o.properties.emplace_back(str(), random_value(rng, depth + 1));
+      o.ecma_count = o.type == Marker::EcmaArray ? uint32_t(rng() % 10) : 0;
+      return o;
+    }
+    case 12: {
+      Value t = typed(Marker::TypedObject);
+      t.string = str();
+      t.properties.emplace_back("x", random_value(rng, depth + 1));
+      return t;
+    }
+    default: {
+      Value a = Value::make_strict_array();
+      int n = small(rng);
+      for (int i = 0; i < n; i++) a.elements.push_back(random_value(rng, depth + 1));
+      return a;
+    }
+  }
+}
+}  // namespace
+
+TEST(Amf0Property, RandomBytesNeverCrash) {
+  std::mt19937 rng(12345);
+  Limits l;
+  l.max_depth = 16;
+  for (int iter = 0; iter < 30000; iter++) {
+    Buf b(rng() % 48);
+    for (auto& x : b) {
+      // Bias towards valid markers and small lengths so decoding goes deep.
+      uint32_t r = rng();
+      x = (r & 3) == 0 ? uint8_t(r >> 8) : uint8_t((r >> 8) % 0x13);
+    }
+    check_random_buffer(b, l);
+  }
+}
+
+TEST(Amf0Property, MutatedGoldenVectorsNeverCrash) {
+  std::mt19937 rng(777);
+  std::vector<Buf> seeds;
+  for (const auto& f : golden_files("amf0")) seeds.push_back(read_golden(f));
+  for (const auto& f : golden_files("command")) seeds.push_back(read_golden(f));
+  for (int iter = 0; iter < 20000; iter++) {
+    Buf b = seeds[rng() % seeds.size()];
+    if (b.empty()) continue;
+    int flips = 1 + rng() % 4;
+    for (int i = 0; i < flips; i++) b[rng() % b.size()] = uint8_t(rng());
+    if (rng() % 4 == 0) b.resize(rng() % (b.size() + 1));
+    check_random_buffer(b, Limits());
+  }
+}
+
+TEST(Amf0Property, RandomValuesRoundTrip) {
+  std::mt19937 rng(4242);
+  for (int iter = 0; iter < 3000; iter++) {
+    Value v = random_value(rng, 0);
+    Buf b = enc(v);
+    Value back = dec1(b);
+    ASSERT_EQ(back, v) << v.to_string();
+    ASSERT_EQ(enc(back), b);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Value helpers.
+
+TEST(Amf0Value, GetAndTypedGetters) {
+  Value o = Value::make_object({{"s", Value::make_string("x")},
+                                {"n", Value::make_number(2)},
+                                {"b", Value::make_boolean(true)},
+                                {"s", Value::make_string("second")}});
+  EXPECT_EQ(o.get_string("s"), "x");  // first match
+  EXPECT_EQ(o.get_number("n"), 2.0);
+  EXPECT_EQ(o.get_boolean("b"), true);
+  EXPECT_EQ(o.get_string("n"), std::nullopt);  // wrong type
+  EXPECT_EQ(o.get_number("s"), std::nullopt);
+  EXPECT_EQ(o.get_boolean("s"), std::nullopt);
+  EXPECT_EQ(o.get("missing"), nullptr);
+  EXPECT_EQ(Value::make_number(1).get("s"), nullptr);
+  EXPECT_EQ(Value::make_strict_array().get("s"), nullptr);
+  // LongString counts as a string.
+  Value ls = typed(Marker::LongString);
+  ls.string = "long";
+  o.set("ls", ls);
+  EXPECT_EQ(o.get_string("ls"), "long");
+  // Mutable get.
+  o.get("n")->number = 5;
+  EXPECT_EQ(o.get_number("n"), 5.0);
+}
+
+TEST(Amf0Value, Set) {
+  Value o = Value::make_object();
+  o.set("a", Value::make_number(1));
+  o.set("b", Value::make_number(2));
+  o.set("a", Value::make_string("x"));  // replaces in place
+  ASSERT_EQ(o.properties.size(), 2u);
+  EXPECT_EQ(o.properties[0].first, "a");
+  EXPECT_EQ(o.get_string("a"), "x");
+  Value& ref = o.set("c", Value::make_null());
+  ref = Value::make_boolean(false);
+  EXPECT_EQ(o.get_boolean("c"), false);
+  // A default (Null) value becomes an object.
+  Value n;
+  n.set("k", Value::make_number(1));
+  EXPECT_EQ(n.type, Marker::Object);
+  EXPECT_EQ(n.get_number("k"), 1.0);
+  // A built ECMA array keeps its count in step; a decoded one whose count
+  // disagreed keeps the wire count.
+  Value e = Value::make_ecma_array({{"x", Value::make_null()}});
+  EXPECT_EQ(e.ecma_count, 1u);
+  e.set("y", Value::make_null());
+  EXPECT_EQ(e.ecma_count, 2u);
+  e.set("y", Value::make_number(1));
+  EXPECT_EQ(e.ecma_count, 2u);
+  Value z = dec1(read_golden("amf0/ecma_array_count_zero.bin"));
+  z.set("more", Value::make_null());
+  EXPECT_EQ(z.ecma_count, 0u);
+}
+
+TEST(Amf0Value, Equality) {
+  EXPECT_EQ(Value::make_number(1), Value::make_number(1));
+  EXPECT_NE(Value::make_number(1), Value::make_number(2));
+  EXPECT_EQ(Value::make_number(NAN), Value::make_number(NAN));
+  EXPECT_NE(Value::make_string("a"), Value::make_number(0));
+  Value ls = typed(Marker::LongString);
+  ls.string = "a";
+  EXPECT_NE(Value::make_string("a"), ls);  // the type matters
+  EXPECT_EQ(Value::make_null(), Value());
+  EXPECT_NE(Value::make_null(), Value::make_undefined());
+  EXPECT_NE(Value::make_object({{"a", Value::make_null()}}),
+            Value::make_object({{"b", Value::make_null()}}));
+  EXPECT_NE(Value::make_object({{"a", Value::make_null()}, {"b", Value::make_null()}}),
+            Value::make_object({{"b", Value::make_null()}, {"a", Value::make_null()}}));
+  Value e1 = Value::make_ecma_array();
+  Value e2 = Value::make_ecma_array();
+  e2.ecma_count = 3;
+  EXPECT_NE(e1, e2);
+  Value d1 = typed(Marker::Date), d2 = typed(Marker::Date);
+  d2.timezone = 1;
+  EXPECT_NE(d1, d2);
+  EXPECT_NE(Value::make_strict_array({Value::make_null()}), Value::make_strict_array());
+}
+
+TEST(Amf0Value, ToString) {
+  EXPECT_EQ(Value::make_number(1.5).to_string(), "1.5");
+  EXPECT_EQ(Value::make_number(30).to_string(), "30");
+  EXPECT_EQ(Value::make_boolean(true).to_string(), "true");
+  EXPECT_EQ(Value::make_string("a\"b\n").to_string(), "\"a\\\"b\\n\"");
+  EXPECT_EQ(Value::make_null().to_string(), "null");
+  EXPECT_EQ(Value::make_undefined().to_string(), "undefined");
+  Value o = Value::make_object({{"app", Value::make_string("live")},
+                                {"list", Value::make_strict_array({Value::make_number(1),
+                                                                   Value::make_null()})}});
+  EXPECT_EQ(o.to_string(), "{app: \"live\", list: [1, null]}");
+  EXPECT_EQ(Value::make_ecma_array({{"w", Value::make_number(2)}}).to_string(), "ecma[1]{w: 2}");
+  EXPECT_EQ(dec1(read_golden("amf0/typed_object.bin")).to_string(), "Point{x: 1, y: 2}");
+  EXPECT_EQ(dec1(read_golden("amf0/reference.bin")).to_string(), "ref(1)");
+  EXPECT_EQ(dec1(read_golden("amf0/avmplus.bin")).to_string(), "amf3(5 bytes)");
+  EXPECT_EQ(Value::make_number(NAN).to_string(), "NaN");
+  std::string big = Value::make_string(std::string(1000, 'x')).to_string();
+  EXPECT_LT(big.size(), 300u);
+  EXPECT_NE(big.find("1000 bytes"), std::string::npos);
+}
+
+TEST(Amf0Value, EncodeToBytes) {
+  grtmp::Bytes b = encode_to_bytes({Value::make_string("a"), Value::make_null()});
+  ASSERT_EQ(b.size(), 5u);
+  EXPECT_EQ(std::memcmp(b.data(), "\x02\x00\x01" "a\x05", 5), 0);
+}
