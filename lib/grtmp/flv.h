@@ -48,7 +48,7 @@ std::vector<uint8_t> encode_tag(uint8_t type, uint32_t timestamp, const uint8_t*
 
 // A message as an FLV tag of the same type (audio, video, script data).
 inline uint8_t tag_type_for_message(uint8_t msg_type) {
-  return msg_type == kMsgDataAmf0 ? kTagScript : msg_type;
+  return msg_type == kMsgDataAmf0 ? uint8_t(kTagScript) : msg_type;
 }
 
 // Incremental parser for an FLV byte stream: feed any slices; yields tags
@@ -73,6 +73,12 @@ class TagParser {
   bool header_seen_ = false;
   FileHeader header_;
   uint64_t prev_size_mismatches_ = 0;
+  bool failed_ = false;
+  bool expect_prev0_ = false;  // PreviousTagSize0 still to read
+  uint64_t skip_ = 0;          // file header bytes beyond the 9 we parse
+
+  // Parses what it can from one contiguous range; returns bytes used.
+  size_t parse(const uint8_t* p, size_t n, std::vector<Message>& out, GError** error);
 };
 
 }  // namespace grtmp::flv
