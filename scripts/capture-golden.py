@@ -472,6 +472,7 @@ def capture(proxy, name, cmd, timeout, kill_after=None, env=None):
     rtmptest.log(f'[{name}] rc {rc}; c2s {len(c["c2s"])} bytes, s2c {len(c["s2c"])} bytes')
     c['rc'] = rc
     c['stderr'] = err
+    c['note'] = (f'stopped with SIGTERM after {kill_after:g} s' if kill_after is not None else '')
     return c
 
 
@@ -659,7 +660,7 @@ def main():
                  's2c': connection_notes(name, s2c, 3073, s2c_msgs)}
         entries.append({'name': name, 'role': role, 'cmd': cmdline, 'facts': facts, 'notes': notes,
                         'c2s': c2s_msgs, 's2c': s2c_msgs, 'sizes': {k: len(v) for k, v in files.items()},
-                        'total': (len(c2s), len(s2c)), 'rc': conn['rc']})
+                        'total': (len(c2s), len(s2c)), 'rc': conn['rc'], 'note': conn['note']})
 
     write_readme(out, entries, versions, ngx_conf, proxy_port)
     rtmptest.log(f'wrote {sum(len(e["sizes"]) for e in entries)} files to {out}')
@@ -727,8 +728,29 @@ def write_readme(out, entries, versions, ngx_conf, proxy_port):
     for e in entries:
         cmd = ' '.join(a if ' ' not in a else repr(a) for a in e['cmd'])
         w(f'- **{e["name"]}** ({e["role"]}): `{cmd}` — recorded {e["total"][0]} bytes c2s / '
-          f'{e["total"][1]} bytes s2c in total, client exit {e["rc"]}; kept c2s '
+          f'{e["total"][1]} bytes s2c in total, client exit {e["rc"]}'
+          + (f' ({e["note"]}: rtmpdump\'s --stop/-B is only a play() duration, which nginx '
+             f'ignores for live streams)' if e['note'] else '') + '; kept c2s '
           f'{e["sizes"][e["name"] + "-c2s.bin"]} B, s2c {e["sizes"][e["name"] + "-s2c.bin"]} B.')
+    w('')
+    w('Every file (sizes in bytes; tools as listed above, captured through the proxy):')
+    w('')
+    what = {
+        'c0c1': 'C0+C1 sent by {peer}',
+        'c2': 'C2 sent by {peer}',
+        's0s1s2': "nginx's S0+S1+S2 answering {peer}",
+        'c2s': '{peer} chunk stream after C2, up to and including {last}',
+        's2c': "nginx's chunk stream to {peer} after S2, up to and including {last_s}",
+    }
+    for e in entries:
+        peer = e['name'].rsplit('-', 1)[0]
+        last = 'publish' if e['role'] == 'publish' else 'play'
+        last_s = ('onStatus NetStream.Publish.Start' if e['role'] == 'publish'
+                  else 'the AVC sequence header (Play.Start, |RtmpSampleAccess, onMetaData, AAC header, AAC frames before it)')
+        for kind in ('c0c1', 'c2', 's0s1s2', 'c2s', 's2c'):
+            fn = f'{e["name"]}-{kind}.bin'
+            w(f'- `{fn}` ({e["sizes"][fn]}): ' + what[kind].format(peer=peer, last=last, last_s=last_s)
+              + f' ({e["role"]} of live/{"gst" if peer == "rtmp2sink" else "test"}).')
     w('')
     w('## Handshake facts')
     w('')
