@@ -50,9 +50,10 @@ class EventLoop {
   // Called about once a second on the loop thread.
   void set_tick_handler(std::function<void(int64_t now_us)> fn) { tick_handler_ = std::move(fn); }
 
+  static gboolean dispatch_cb(GSource* source, GSourceFunc, gpointer);
+
  private:
   struct LoopSource;
-  static gboolean dispatch_cb(GSource* source, GSourceFunc, gpointer);
   static gboolean tick_cb(gpointer self);
   static gpointer thread_main(gpointer self);
   void dispatch();

@@ -61,7 +61,13 @@ class ScriptedClient {
 
   static std::string command_name(const Message& m) {
     Command c;
-    if (m.type != kMsgCommandAmf0 && m.type != kMsgDataAmf0) return "";
+    if (m.type == kMsgDataAmf0) {  // data: a handler name, then values (no transaction id)
+      size_t off = 0;
+      amf0::Value v;
+      if (!amf0::decode(m.payload.data(), m.payload.size(), off, v, amf0::Limits{}, nullptr)) return "?";
+      return v.string;
+    }
+    if (m.type != kMsgCommandAmf0) return "";
     if (!parse_command(m, c, amf0::Limits{}, nullptr)) return "?";
     return c.name;
   }
