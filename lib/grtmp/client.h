@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "grtmp/message.h"
 #include "grtmp/url.h"
@@ -16,7 +17,10 @@
 namespace grtmp {
 
 struct ClientOptions {
-  uint32_t timeout_ms = 10000;       // connect, handshake, each command's answer
+  // Connect, handshake, each command's answer, each receive() and each
+  // blocked write. 0 waits forever. Socket-level write and TCP connect
+  // timeouts have one-second granularity (rounded up).
+  uint32_t timeout_ms = 10000;
   uint32_t chunk_size = 4096;        // Set Chunk Size we send after connect
   uint32_t window_ack_size = 2500000;
   bool digest_handshake = true;      // send a digest C1 (Flash-style)
@@ -53,8 +57,11 @@ class Client {
 
   // Playing: the next audio/video/data message. Control messages and
   // onStatus are handled inside; Play.UnpublishNotify / StreamEOF are
-  // reported through `status` (last status code seen) and keep waiting
-  // unless `return_on_status` is set. GRTMP_ERROR_CLOSED at end.
+  // reported through last_status() (the last onStatus code seen, or
+  // "StreamEOF" after that user control event on our stream) and keep
+  // waiting (until timeout_ms: GRTMP_ERROR_TIMEOUT). Data messages come as
+  // type 18 ("onMetaData", {...}; type 15 is converted, |RtmpSampleAccess
+  // dropped); aggregates are split. GRTMP_ERROR_CLOSED at end.
   bool receive(Message& out, GCancellable* cancellable, GError** error);
   const std::string& last_status() const;
 
@@ -72,5 +79,12 @@ class Client {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+// Splits an Aggregate (type 22) message into its sub-messages (FLV-tag
+// framing: 11-byte header, data, 4-byte back pointer). Sub-message
+// timestamps are rebased: m.timestamp + (sub_ts - first_sub_ts). Payloads
+// share m's buffer. Appends to `out` only on success; GRTMP_ERROR_MALFORMED
+// for a truncated sub-message.
+bool split_aggregate(const Message& m, std::vector<Message>& out, GError** error);
 
 }  // namespace grtmp
