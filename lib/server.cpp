@@ -28,7 +28,13 @@ struct Counters {
   std::atomic<uint64_t> rejected{0};
   std::atomic<uint64_t> protocol_errors{0};
   std::atomic<uint64_t> dropped_by_closed{0};
+  std::atomic<uint64_t> auth_denials{0};
+  std::atomic<uint64_t> tls_failures{0};
+  std::mutex per_ip_mutex;
+  std::unordered_map<std::string, uint32_t> per_ip;
 };
+
+std::string host_of(const std::string& remote) { return remote.substr(0, remote.rfind(':')); }
 
 std::string address_to_string(GSocketAddress* addr) {
   if (!G_IS_INET_SOCKET_ADDRESS(addr)) return "unknown";
@@ -60,11 +66,14 @@ class LoopWorker;
 class Connection : public FdHandler, public SessionHost {
  public:
   Connection(LoopWorker* worker, GSocket* socket, uint64_t id, std::string remote, Registry& registry,
-             const ServerConfig& config, Counters& counters);
+             const ServerConfig& config, Counters& counters, GTlsCertificate* tls_cert);
   ~Connection() override;
   void on_io(uint32_t events) override;
   void wake() override;
   void close_soon(const char* reason) override;
+  std::function<void(SessionTask)> make_poster() override;
+  void run_task(const SessionTask& task);
+  void on_tls_handshake(GTlsConnection* tls, bool ok, GError* error);
   void pump();
   void tick(int64_t now_us);
   void close(const char* reason, GError* error);
@@ -75,8 +84,13 @@ class Connection : public FdHandler, public SessionHost {
  private:
   void flush();
   void update_events();
+  gssize read_some(uint8_t* buf, size_t len, GError** error);
+  gssize write_some(GOutputVector* vec, size_t n, GError** error);
   LoopWorker* worker_;
   GSocket* socket_;
+  GIOStream* tls_ = nullptr;       // GTlsServerConnection, for RTMPS
+  GCancellable* cancellable_ = nullptr;
+  bool io_ready_ = false;          // plain: at once; TLS: after the TLS handshake
   int fd_;
   Counters& counters_;
   ServerSession session_;
@@ -85,7 +99,7 @@ class Connection : public FdHandler, public SessionHost {
   uint32_t events_ = 0;
 };
 
-class LoopWorker {
+class LoopWorker : public std::enable_shared_from_this<LoopWorker> {
  public:
   LoopWorker(GMainContext* ctx, Registry& registry, const ServerConfig& config, Counters& counters)
       : loop(ctx), registry_(registry), config_(config), counters_(counters) {
@@ -104,9 +118,21 @@ class LoopWorker {
   }
   ~LoopWorker() { loop.stop(); }
 
-  void adopt(GSocket* socket, uint64_t id, std::string remote) {
-    auto c = std::make_unique<Connection>(this, socket, id, std::move(remote), registry_, config_, counters_);
+  void adopt(GSocket* socket, uint64_t id, std::string remote, GTlsCertificate* tls_cert) {
+    auto c = std::make_unique<Connection>(this, socket, id, std::move(remote), registry_, config_, counters_, tls_cert);
+    if (c->closed()) {
+      release_now(std::move(c));
+      return;
+    }
     connections_.emplace(id, std::move(c));
+  }
+  Connection* find(uint64_t id) {
+    auto it = connections_.find(id);
+    return it == connections_.end() ? nullptr : it->second.get();
+  }
+  void release_now(std::unique_ptr<Connection> c) {
+    Connection* raw = c.release();
+    loop.post([raw] { delete raw; });
   }
   void release(uint64_t id) {
     // Deferred: other ready events of this dispatch may still name it.
@@ -122,8 +148,7 @@ class LoopWorker {
     for (auto* c : all) c->close("server stopping", nullptr);
   }
   void close_by_id(uint64_t id, const std::string& reason) {
-    auto it = connections_.find(id);
-    if (it != connections_.end()) it->second->close(reason.c_str(), nullptr);
+    if (Connection* c = find(id)) c->close(reason.c_str(), nullptr);
   }
 
   EventLoop loop;
@@ -136,7 +161,7 @@ class LoopWorker {
 };
 
 Connection::Connection(LoopWorker* worker, GSocket* socket, uint64_t id, std::string remote, Registry& registry,
-                       const ServerConfig& config, Counters& counters)
+                       const ServerConfig& config, Counters& counters, GTlsCertificate* tls_cert)
     : worker_(worker),
       socket_(socket),
       fd_(g_socket_get_fd(socket)),
@@ -146,14 +171,119 @@ Connection::Connection(LoopWorker* worker, GSocket* socket, uint64_t id, std::st
   GError* err = nullptr;
   g_socket_set_option(socket_, IPPROTO_TCP, TCP_NODELAY, 1, &err);
   g_clear_error(&err);
+  GRTMP_INFO("connection accepted", {"conn_id", session_.conn_id()}, {"remote", session_.remote()},
+             {"tls", tls_cert ? "true" : "false"});
+  if (!tls_cert) {
+    io_ready_ = true;
+    events_ = EPOLLIN | EPOLLRDHUP;
+    worker_->loop.add_fd(fd_, events_, this);
+    return;
+  }
+  // RTMPS: the TLS handshake runs on GIO's own sources of this thread's
+  // context; the fd joins the epoll set once it is done.
+  GSocketConnection* base = g_socket_connection_factory_create_connection(socket_);
+  tls_ = g_tls_server_connection_new(G_IO_STREAM(base), tls_cert, &err);
+  g_object_unref(base);
+  if (!tls_) {
+    counters_.tls_failures++;
+    close("TLS setup failed", err);
+    g_clear_error(&err);
+    return;
+  }
+  g_tls_connection_set_require_close_notify(G_TLS_CONNECTION(tls_), FALSE);
+  cancellable_ = g_cancellable_new();
+  struct Ctx {
+    std::weak_ptr<LoopWorker> worker;
+    uint64_t id;
+  };
+  auto* ctx = new Ctx{worker_->shared_from_this(), id};
+  g_tls_connection_handshake_async(
+      G_TLS_CONNECTION(tls_), G_PRIORITY_DEFAULT, cancellable_,
+      [](GObject* src, GAsyncResult* res, gpointer data) {
+        auto* c = static_cast<Ctx*>(data);
+        GError* e = nullptr;
+        bool ok = g_tls_connection_handshake_finish(G_TLS_CONNECTION(src), res, &e);
+        if (auto w = c->worker.lock())
+          if (Connection* conn = w->find(c->id)) conn->on_tls_handshake(G_TLS_CONNECTION(src), ok, e);
+        g_clear_error(&e);
+        delete c;
+      },
+      ctx);
+}
+
+void Connection::on_tls_handshake(GTlsConnection* tls, bool ok, GError* error) {
+  if (closed_) return;
+  if (!ok) {
+    counters_.tls_failures++;
+    counters_.handshake_failures++;
+    close("TLS handshake failed", error);
+    return;
+  }
+  GTlsProtocolVersion v = g_tls_connection_get_protocol_version(tls);
+  if (v == G_TLS_PROTOCOL_VERSION_SSL_3_0 || v == G_TLS_PROTOCOL_VERSION_TLS_1_0 ||
+      v == G_TLS_PROTOCOL_VERSION_TLS_1_1) {
+    counters_.tls_failures++;
+    close("TLS version below 1.2 refused", nullptr);
+    return;
+  }
+  gchar* cipher = g_tls_connection_get_ciphersuite_name(tls);
+  GRTMP_DEBUG("TLS handshake done", {"conn_id", session_.conn_id()}, {"cipher", cipher ? cipher : "?"});
+  g_free(cipher);
+  io_ready_ = true;
   events_ = EPOLLIN | EPOLLRDHUP;
   worker_->loop.add_fd(fd_, events_, this);
-  GRTMP_INFO("connection accepted", {"conn_id", session_.conn_id()}, {"remote", session_.remote()});
+  // Bytes may already sit decrypted in the TLS layer.
+  on_io(EPOLLIN);
 }
 
 Connection::~Connection() {
   if (!closed_) close("destroyed", nullptr);
+  if (tls_) g_object_unref(tls_);
+  if (cancellable_) g_object_unref(cancellable_);
   g_object_unref(socket_);
+}
+
+std::function<void(SessionHost::SessionTask)> Connection::make_poster() {
+  std::weak_ptr<LoopWorker> w = worker_->shared_from_this();
+  uint64_t id = session_.id();
+  return [w, id](SessionTask task) {
+    auto worker = w.lock();
+    if (!worker) return;
+    worker->loop.post([w, id, task] {
+      if (auto wk = w.lock())
+        if (Connection* c = wk->find(id)) c->run_task(task);
+    });
+  };
+}
+
+void Connection::run_task(const SessionTask& task) {
+  if (closed_) return;
+  GError* err = nullptr;
+  if (!task(session_, &err)) {
+    if (err && g_error_matches(err, GRTMP_ERROR, GRTMP_ERROR_UNAUTHORIZED)) counters_.auth_denials++;
+    flush();
+    close("refused", err);
+    g_clear_error(&err);
+    return;
+  }
+  flush();
+}
+
+gssize Connection::read_some(uint8_t* buf, size_t len, GError** error) {
+  if (!tls_) return g_socket_receive(socket_, reinterpret_cast<gchar*>(buf), len, nullptr, error);
+  return g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(tls_)), buf,
+                                                  len, nullptr, error);
+}
+
+gssize Connection::write_some(GOutputVector* vec, size_t n, GError** error) {
+  if (!tls_) return g_socket_send_message(socket_, nullptr, vec, static_cast<gint>(n), nullptr, 0, 0, nullptr, error);
+  gsize written = 0;
+  GPollableReturn r = g_pollable_output_stream_writev_nonblocking(
+      G_POLLABLE_OUTPUT_STREAM(g_io_stream_get_output_stream(tls_)), vec, n, &written, nullptr, error);
+  if (r == G_POLLABLE_RETURN_OK) return static_cast<gssize>(written);
+  if (r == G_POLLABLE_RETURN_WOULD_BLOCK)
+    g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "would block");
+  return -1;
 }
 
 void Connection::wake() {
@@ -169,13 +299,15 @@ void Connection::close_soon(const char* reason) {
 }
 
 void Connection::on_io(uint32_t events) {
-  if (closed_) return;
+  if (closed_ || !io_ready_) return;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     uint8_t buf[65536];
-    // Bounded reads per wakeup so one busy peer cannot starve the others.
-    for (int i = 0; i < 4; i++) {
+    // Bounded reads per wakeup so one busy peer cannot starve the others
+    // (epoll is level-triggered: the rest is read on the next wakeup). The
+    // TLS layer may hold decrypted bytes epoll cannot see: drain it.
+    for (int i = 0; tls_ || i < 4; i++) {
       GError* err = nullptr;
-      gssize n = g_socket_receive(socket_, reinterpret_cast<gchar*>(buf), sizeof buf, nullptr, &err);
+      gssize n = read_some(buf, sizeof buf, &err);
       if (n < 0) {
         if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
           g_error_free(err);
@@ -197,13 +329,14 @@ void Connection::on_io(uint32_t events) {
                  (err->code == GRTMP_ERROR_MALFORMED || err->code == GRTMP_ERROR_LIMIT ||
                   err->code == GRTMP_ERROR_PROTOCOL))
           counters_.protocol_errors++;
+        if (err && g_error_matches(err, GRTMP_ERROR, GRTMP_ERROR_UNAUTHORIZED)) counters_.auth_denials++;
         flush();  // best effort: the status that explains the refusal
         close("protocol error", err);
         g_clear_error(&err);
         return;
       }
       (void)was_done;
-      if (static_cast<size_t>(n) < sizeof buf) break;
+      if (!tls_ && static_cast<size_t>(n) < sizeof buf) break;
     }
   }
   if (closed_) return;
@@ -212,7 +345,7 @@ void Connection::on_io(uint32_t events) {
 
 void Connection::pump() {
   dirty.store(false);
-  if (closed_) return;
+  if (closed_ || !io_ready_) return;
   GError* err = nullptr;
   if (!session_.pump(&err)) {
     flush();
@@ -236,6 +369,7 @@ void Connection::tick(int64_t now_us) {
 }
 
 void Connection::flush() {
+  if (!io_ready_) return;
   auto& out = session_.output();
   while (!out.empty()) {
     const void* bases[64];
@@ -244,7 +378,7 @@ void Connection::flush() {
     GOutputVector vec[64];
     for (size_t i = 0; i < n; i++) vec[i] = {bases[i], lens[i]};
     GError* err = nullptr;
-    gssize sent = g_socket_send_message(socket_, nullptr, vec, static_cast<gint>(n), nullptr, 0, 0, nullptr, &err);
+    gssize sent = write_some(vec, n, &err);
     if (sent < 0) {
       if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
         g_error_free(err);
@@ -298,9 +432,15 @@ void Connection::close(const char* reason, GError* error) {
   log::emit(level, "connection closed", f.data(), f.size());
   counters_.dropped_by_closed += session_.dropped_messages();
   session_.close(reason);
-  worker_->loop.remove_fd(fd_);
+  if (cancellable_) g_cancellable_cancel(cancellable_);
+  if (io_ready_) worker_->loop.remove_fd(fd_);
   g_socket_close(socket_, nullptr);
   counters_.connections_current--;
+  {
+    std::lock_guard lock(counters_.per_ip_mutex);
+    auto it = counters_.per_ip.find(host_of(session_.remote()));
+    if (it != counters_.per_ip.end() && --it->second == 0) counters_.per_ip.erase(it);
+  }
   worker_->release(session_.id());
 }
 
@@ -311,30 +451,35 @@ struct Server::Impl {
   ServerConfig config;
   Registry registry;
   Counters counters;
-  std::vector<std::unique_ptr<LoopWorker>> workers;
-  GSocket* listener = nullptr;
-  uint16_t port = 0;
+  std::vector<std::shared_ptr<LoopWorker>> workers;
+  GTlsCertificate* tls_cert = nullptr;
   std::atomic<bool> running{false};
   std::atomic<uint64_t> next_id{1};
-  size_t next_worker = 0;
+  std::atomic<size_t> next_worker{0};
 
-  class Acceptor : public FdHandler {
+  class Listener : public FdHandler {
    public:
-    explicit Acceptor(Impl* impl) : impl_(impl) {}
-    void on_io(uint32_t) override { impl_->accept_ready(); }
-
-   private:
+    Listener(Impl* impl, GSocket* socket, bool tls) : impl_(impl), socket(socket), tls(tls) {}
+    ~Listener() override {
+      g_socket_close(socket, nullptr);
+      g_object_unref(socket);
+    }
+    void on_io(uint32_t) override { impl_->accept_ready(*this); }
     Impl* impl_;
+    GSocket* socket;
+    bool tls;
+    uint16_t port = 0;
   };
-  std::unique_ptr<Acceptor> acceptor;
+  std::vector<std::unique_ptr<Listener>> listeners;
 
-  void accept_ready();
+  void accept_ready(Listener& l);
+  bool listen(const std::string& host, uint16_t port, bool tls, GError** error);
 };
 
-void Server::Impl::accept_ready() {
+void Server::Impl::accept_ready(Listener& l) {
   for (;;) {
     GError* err = nullptr;
-    GSocket* s = g_socket_accept(listener, nullptr, &err);
+    GSocket* s = g_socket_accept(l.socket, nullptr, &err);
     if (!s) {
       if (!g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         GRTMP_WARN("accept failed", {"reason", err->message});
@@ -344,10 +489,21 @@ void Server::Impl::accept_ready() {
     GSocketAddress* addr = g_socket_get_remote_address(s, nullptr);
     std::string remote = addr ? address_to_string(addr) : "unknown";
     if (addr) g_object_unref(addr);
+    const char* refusal = nullptr;
     if (counters.connections_current.load() >= config.max_connections) {
+      refusal = "max_connections reached";
+    } else if (config.max_connections_per_ip) {
+      std::lock_guard lock(counters.per_ip_mutex);
+      uint32_t& n = counters.per_ip[host_of(remote)];
+      if (n >= config.max_connections_per_ip) refusal = "max_connections_per_ip reached";
+      else n++;
+    } else {
+      std::lock_guard lock(counters.per_ip_mutex);
+      counters.per_ip[host_of(remote)]++;
+    }
+    if (refusal) {
       counters.rejected++;
-      GRTMP_WARN("connection refused", {"remote", remote}, {"reason", "max_connections reached"},
-                 {"max_connections", std::to_string(config.max_connections)});
+      GRTMP_WARN("connection refused", {"remote", remote}, {"reason", refusal});
       g_socket_close(s, nullptr);
       g_object_unref(s);
       continue;
@@ -356,10 +512,11 @@ void Server::Impl::accept_ready() {
     counters.connections_current++;
     uint64_t id = next_id++;
     LoopWorker* w = workers[next_worker++ % workers.size()].get();
+    GTlsCertificate* cert = l.tls ? tls_cert : nullptr;
     if (w->loop.on_loop_thread()) {
-      w->adopt(s, id, remote);
+      w->adopt(s, id, remote, cert);
     } else {
-      w->loop.post([w, s, id, remote] { w->adopt(s, id, remote); });
+      w->loop.post([w, s, id, remote, cert] { w->adopt(s, id, remote, cert); });
     }
   }
 }
@@ -406,16 +563,13 @@ static GInetAddress* resolve_host(const std::string& host, GError** error) {
   return chosen;
 }
 
-bool Server::start(GError** error) {
-  if (impl_->running) return true;
-  auto& c = impl_->config;
-  raise_fd_limit();
-  GInetAddress* inet = resolve_host(c.host, error);
+bool Server::Impl::listen(const std::string& host, uint16_t port, bool tls, GError** error) {
+  GInetAddress* inet = resolve_host(host, error);
   if (!inet) {
-    g_prefix_error(error, "Could not resolve listen address %s: ", c.host.c_str());
+    g_prefix_error(error, "Could not resolve listen address %s: ", host.c_str());
     return false;
   }
-  GSocketAddress* addr = g_inet_socket_address_new(inet, c.port);
+  GSocketAddress* addr = g_inet_socket_address_new(inet, port);
   GSocket* sock = g_socket_new(g_inet_address_get_family(inet), G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
   g_object_unref(inet);
   if (!sock) {
@@ -425,38 +579,72 @@ bool Server::start(GError** error) {
   g_socket_set_blocking(sock, FALSE);
   g_socket_set_listen_backlog(sock, 1024);
   if (!g_socket_bind(sock, addr, TRUE, error) || !g_socket_listen(sock, error)) {
-    g_prefix_error(error, "Could not listen on %s:%u: ", c.host.c_str(), c.port);
+    g_prefix_error(error, "Could not listen on %s:%u: ", host.c_str(), port);
     g_object_unref(addr);
     g_object_unref(sock);
     return false;
   }
   g_object_unref(addr);
+  auto l = std::make_unique<Listener>(this, sock, tls);
   GSocketAddress* local = g_socket_get_local_address(sock, nullptr);
-  impl_->port = local ? g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local)) : c.port;
+  l->port = local ? g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local)) : port;
   if (local) g_object_unref(local);
-  impl_->listener = sock;
+  listeners.push_back(std::move(l));
+  return true;
+}
+
+bool Server::start(GError** error) {
+  if (impl_->running) return true;
+  auto& c = impl_->config;
+  raise_fd_limit();
+  if (c.tls) {
+    if (c.tls_cert_file.empty() || c.tls_key_file.empty()) {
+      g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                          "RTMPS needs a certificate file and a key file");
+      return false;
+    }
+    impl_->tls_cert = g_tls_certificate_new_from_files(c.tls_cert_file.c_str(), c.tls_key_file.c_str(), error);
+    if (!impl_->tls_cert) {
+      g_prefix_error(error, "Could not load TLS certificate %s / key %s: ", c.tls_cert_file.c_str(),
+                     c.tls_key_file.c_str());
+      return false;
+    }
+    if (!g_tls_backend_supports_tls(g_tls_backend_get_default())) {
+      g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                          "No TLS backend (install glib-networking)");
+      return false;
+    }
+  }
+  if (c.plain && !impl_->listen(c.host, c.port, false, error)) return false;
+  if (c.tls && !impl_->listen(c.tls_host.empty() ? c.host : c.tls_host, c.tls_port, true, error)) {
+    impl_->listeners.clear();
+    return false;
+  }
+  if (impl_->listeners.empty()) {
+    g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "Neither plain nor TLS listening is enabled");
+    return false;
+  }
 
   size_t n = c.main_context ? 1 : (c.loop_threads ? c.loop_threads : g_get_num_processors());
-  for (size_t i = 0; i < n; i++) {
-    auto w = std::make_unique<LoopWorker>(c.main_context, impl_->registry, impl_->config, impl_->counters);
-    impl_->workers.push_back(std::move(w));
-  }
-  impl_->acceptor = std::make_unique<Impl::Acceptor>(impl_.get());
-  // The listening socket lives on the first loop.
-  LoopWorker* first = impl_->workers[0].get();
-  int lfd = g_socket_get_fd(sock);
-  Impl::Acceptor* acc = impl_->acceptor.get();
+  for (size_t i = 0; i < n; i++)
+    impl_->workers.push_back(
+        std::make_shared<LoopWorker>(c.main_context, impl_->registry, impl_->config, impl_->counters));
   for (auto& w : impl_->workers) {
     if (!w->loop.start(error)) return false;
   }
-  if (c.main_context) {
-    first->loop.add_fd(lfd, EPOLLIN, acc);
-  } else {
-    first->loop.post([first, lfd, acc] { first->loop.add_fd(lfd, EPOLLIN, acc); });
+  // The listening sockets live on the first loop.
+  LoopWorker* first = impl_->workers[0].get();
+  for (auto& l : impl_->listeners) {
+    int lfd = g_socket_get_fd(l->socket);
+    Impl::Listener* lp = l.get();
+    if (c.main_context) first->loop.add_fd(lfd, EPOLLIN, lp);
+    else first->loop.post([first, lfd, lp] { first->loop.add_fd(lfd, EPOLLIN, lp); });
   }
   impl_->running = true;
-  GRTMP_INFO("RTMP server listening", {"addr", c.host + ":" + std::to_string(impl_->port)},
-             {"threads", std::to_string(n)});
+  for (auto& l : impl_->listeners)
+    GRTMP_INFO(l->tls ? "RTMPS server listening" : "RTMP server listening",
+               {"addr", (l->tls && !c.tls_host.empty() ? c.tls_host : c.host) + ":" + std::to_string(l->port)},
+               {"threads", std::to_string(n)});
   return true;
 }
 
@@ -487,20 +675,27 @@ void Server::stop() {
       g_cond_clear(&cond);
     }
   }
-  if (impl_->listener) {
-    impl_->workers[0]->loop.post([] {});
-  }
+  uint16_t port = this->port();
   impl_->workers.clear();  // joins the threads
-  if (impl_->listener) {
-    g_socket_close(impl_->listener, nullptr);
-    g_object_unref(impl_->listener);
-    impl_->listener = nullptr;
+  impl_->listeners.clear();
+  if (impl_->tls_cert) {
+    g_object_unref(impl_->tls_cert);
+    impl_->tls_cert = nullptr;
   }
-  GRTMP_INFO("RTMP server stopped", {"port", std::to_string(impl_->port)});
+  GRTMP_INFO("RTMP server stopped", {"port", std::to_string(port)});
 }
 
 bool Server::running() const { return impl_->running; }
-uint16_t Server::port() const { return impl_->port; }
+uint16_t Server::port() const {
+  for (auto& l : impl_->listeners)
+    if (!l->tls) return l->port;
+  return 0;
+}
+uint16_t Server::tls_port() const {
+  for (auto& l : impl_->listeners)
+    if (l->tls) return l->port;
+  return 0;
+}
 const ServerConfig& Server::config() const { return impl_->config; }
 Registry& Server::registry() { return impl_->registry; }
 
@@ -515,6 +710,8 @@ ServerStats Server::stats() const {
   s.rejected_connections = k.rejected;
   s.protocol_errors = k.protocol_errors;
   s.dropped_messages = k.dropped_by_closed;
+  s.auth_denials = k.auth_denials;
+  s.tls_failures = k.tls_failures;
   for (auto& info : impl_->registry.list()) {
     if (info.live) s.publishers++;
     s.players += info.subscribers;

@@ -133,6 +133,12 @@ bool ServerSession::on_receive(const uint8_t* data, size_t len, GError** error) 
   bool ok = reader_.feed(data, len, inbox_, error);
   // Messages completed before a framing error are still handled.
   for (auto& m : inbox_) {
+    if (auth_pending()) {
+      // A client has no reason to send much before it is answered.
+      if (deferred_.size() >= 256) return fail(error, GRTMP_ERROR_LIMIT, "too many messages while authorization is pending");
+      deferred_.push_back(std::move(m));
+      continue;
+    }
     if (!handle_message(m, error)) return false;
   }
   inbox_.clear();
@@ -256,7 +262,7 @@ bool ServerSession::handle_command(const Command& c, const Message& m, GError** 
 }
 
 bool ServerSession::on_connect(const Command& c, GError** error) {
-  if (connected_) return fail(error, GRTMP_ERROR_PROTOCOL, "connect sent twice");
+  if (connected_ || auth_pending()) return fail(error, GRTMP_ERROR_PROTOCOL, "connect sent twice");
   ConnectParams p;
   if (!parse_connect(c, p, error)) return false;
   if (p.app.empty()) {
@@ -264,19 +270,32 @@ bool ServerSession::on_connect(const Command& c, GError** error) {
     return fail(error, GRTMP_ERROR_PROTOCOL, "connect without app");
   }
   app_ = p.app;
-  // Some clients send "app/" or "app/instance": the first segment names it.
+  // Some clients send "app/" or "app?x": the first segment names it.
   if (auto q = app_.find('?'); q != std::string::npos) app_.resize(q);
   while (!app_.empty() && app_.back() == '/') app_.pop_back();
   tc_url_ = p.tc_url;
   fourcc_list_ = p.fourcc_list;
-  connected_ = true;
-  send(control::window_ack_size(config_.window_ack_size));
-  send(control::set_peer_bandwidth(config_.peer_bandwidth, control::PeerBandwidthLimit::Dynamic));
-  send(control::set_chunk_size(config_.chunk_size));
-  writer_.set_chunk_size(config_.chunk_size);
-  send(build_connect_result(c.transaction_id, p.object_encoding));
-  log(log::Level::Info, "client connected", {{"app", app_}, {"flash_ver", p.flash_ver}, {"tc_url", tc_url_}});
-  return true;
+  double txn = c.transaction_id;
+  double encoding = p.object_encoding;
+  std::string flash_ver = p.flash_ver;
+  auto accept = [this, txn, encoding, flash_ver](const AuthDecision& d, GError** err) {
+    if (!d.allow) {
+      auth_denials_++;
+      send(build_connect_error(txn, status::kConnectRejected, d.reason.empty() ? "Rejected" : d.reason));
+      log(log::Level::Warn, "connect refused", {{"app", app_}, {"reason", d.reason}});
+      return fail(err, GRTMP_ERROR_UNAUTHORIZED, "connect not authorized");
+    }
+    connected_ = true;
+    send(control::window_ack_size(config_.window_ack_size));
+    send(control::set_peer_bandwidth(config_.peer_bandwidth, control::PeerBandwidthLimit::Dynamic));
+    send(control::set_chunk_size(config_.chunk_size));
+    writer_.set_chunk_size(config_.chunk_size);
+    send(build_connect_result(txn, encoding));
+    log(log::Level::Info, "client connected", {{"app", app_}, {"flash_ver", flash_ver}, {"tc_url", tc_url_}});
+    return true;
+  };
+  if (request_auth(AuthRequest::Action::Connect, "", "", accept)) return true;
+  return accept(AuthDecision{true, "", ""}, error);
 }
 
 bool ServerSession::on_create_stream(const Command& c) {
@@ -306,19 +325,45 @@ bool ServerSession::on_publish(const Command& c, const Message& m, GError** erro
     send_status(sid, "error", status::kPublishBadName, "Empty stream name");
     return fail(error, GRTMP_ERROR_BAD_NAME, "publish with an empty stream name");
   }
+  auto then = [this, p, sid](const AuthDecision& d, GError** err) {
+    if (!d.allow) {
+      auth_denials_++;
+      key_ = app_ + "/" + p.name;
+      send_status(sid, "error", status::kPublishUnauthorized, d.reason.empty() ? "Not authorized" : d.reason);
+      log(log::Level::Warn, "publish refused", {{"reason", d.reason.empty() ? "not authorized" : d.reason}});
+      return fail(err, GRTMP_ERROR_UNAUTHORIZED, "publish not authorized");
+    }
+    PublishParams q = p;
+    if (!d.rename.empty()) q.name = d.rename;
+    return start_publish(q, sid, err);
+  };
+  if (request_auth(AuthRequest::Action::Publish, p.name, p.query, then)) return true;
+  return start_publish(p, sid, error);
+}
+
+bool ServerSession::start_publish(const PublishParams& p, uint32_t sid, GError** error) {
   std::string key = app_ + "/" + p.name;
+  key_ = key;
+  if (config_.max_streams) {
+    uint32_t live = 0;
+    for (auto& i : registry_.list()) live += i.live ? 1 : 0;
+    if (live >= config_.max_streams) {
+      send_status(sid, "error", status::kPublishBadName, "Server stream limit reached");
+      log(log::Level::Warn, "publish refused", {{"reason", "max_streams reached"}});
+      return fail(error, GRTMP_ERROR_LIMIT, "max_streams reached");
+    }
+  }
   publisher_ = std::make_unique<PublisherHandle>(host_);
   GError* local = nullptr;
   auto stream = registry_.publish(key, p.query, publisher_.get(), &local);
   if (!stream) {
-    key_ = key;
     send_status(sid, "error", status::kPublishBadName, local->message);
     log(log::Level::Warn, "publish refused", {{"reason", local->message}});
     g_propagate_error(error, local);
     publisher_.reset();
     return false;
   }
-  key_ = key;
+  auth_name_ = p.name;
   query_ = p.query;
   stream_ = stream;
   role_ = Role::Publisher;
@@ -342,11 +387,38 @@ bool ServerSession::on_play(const Command& c, const Message& m, GError** error) 
     send_status(sid, "error", status::kPlayFailed, "Unknown stream id");
     return fail(error, GRTMP_ERROR_PROTOCOL, "play on a stream id that was never created");
   }
+  auto then = [this, p, sid](const AuthDecision& d, GError** err) {
+    if (!d.allow) {
+      auth_denials_++;
+      key_ = app_ + "/" + p.name;
+      send_status(sid, "error", status::kPlayUnauthorized, d.reason.empty() ? "Not authorized" : d.reason);
+      log(log::Level::Warn, "play refused", {{"reason", d.reason.empty() ? "not authorized" : d.reason}});
+      return fail(err, GRTMP_ERROR_UNAUTHORIZED, "play not authorized");
+    }
+    PlayParams q = p;
+    if (!d.rename.empty()) q.name = d.rename;
+    return start_play(q, sid, err);
+  };
+  if (request_auth(AuthRequest::Action::Play, p.name, p.query, then)) return true;
+  return start_play(p, sid, error);
+}
+
+bool ServerSession::start_play(const PlayParams& p, uint32_t sid, GError** error) {
   std::string key = app_ + "/" + p.name;
   key_ = key;
+  if (config_.max_players_per_stream) {
+    auto existing = registry_.find(key);
+    if (existing && existing->info().subscribers >= config_.max_players_per_stream) {
+      send_status(sid, "error", status::kPlayFailed, "Too many players on this stream");
+      log(log::Level::Warn, "play refused", {{"reason", "max_players_per_stream reached"}});
+      return fail(error, GRTMP_ERROR_LIMIT, "max_players_per_stream reached");
+    }
+  }
   player_ = std::make_shared<PlayerSink>(config_.player_queue_max_bytes, host_);
   media_stream_id_ = sid;
   role_ = Role::Player;
+  auth_name_ = p.name;
+  query_ = p.query;
   // The play preamble goes out before the registry can deliver anything.
   send(control::stream_begin(sid));
   if (p.reset) send_status(sid, "status", status::kPlayReset, "Playing and resetting " + p.name + ".");
@@ -355,9 +427,8 @@ bool ServerSession::on_play(const Command& c, const Message& m, GError** error) 
   GError* local = nullptr;
   auto stream = registry_.subscribe(key, player_, false, &local);
   if (!stream) {
-    // Replace the preamble: nothing of it has been sent yet if we are here
-    // before the next write, but keep it simple and correct on the wire:
-    // clients accept StreamNotFound after Start and close.
+    // Clients (FFmpeg, rtmpdump, rtmp2src) treat StreamNotFound after
+    // Play.Start as the end of the play.
     send_status(sid, "error", status::kPlayStreamNotFound, local->message);
     log(log::Level::Info, "play refused", {{"reason", local->message}});
     g_propagate_error(error, local);
@@ -368,6 +439,56 @@ bool ServerSession::on_play(const Command& c, const Message& m, GError** error) 
   stream_ = stream;
   log(log::Level::Info, "subscriber added", {{"total_subscribers", std::to_string(stream->info().subscribers)}});
   return true;
+}
+
+bool ServerSession::request_auth(AuthRequest::Action action, const std::string& name, const std::string& query,
+                                 std::function<bool(const AuthDecision&, GError**)> then) {
+  if (!config_.authorizer) return false;
+  uint64_t ticket = next_ticket_++;
+  pending_auth_ = {ticket, std::move(then)};
+  AuthRequest req;
+  req.action = action;
+  req.app = app_;
+  req.name = name;
+  req.query = query;
+  req.tc_url = tc_url_;
+  req.remote_ip = remote_.substr(0, remote_.rfind(':'));
+  req.conn_id = conn_id_;
+  auto poster = host_->make_poster();
+  config_.authorizer->authorize(req, [poster, ticket](AuthDecision d) {
+    poster([ticket, d](ServerSession& s, GError** err) { return s.on_auth_decision(ticket, d, err); });
+  });
+  return true;
+}
+
+bool ServerSession::on_auth_decision(uint64_t ticket, const AuthDecision& decision, GError** error) {
+  if (closed_ || ticket != pending_auth_.ticket) return true;  // stale
+  auto then = std::move(pending_auth_.then);
+  pending_auth_ = {};
+  if (!then(decision, error)) return false;
+  return drain_deferred(error);
+}
+
+bool ServerSession::drain_deferred(GError** error) {
+  while (!auth_pending() && !deferred_.empty()) {
+    Message m = std::move(deferred_.front());
+    deferred_.pop_front();
+    if (!handle_message(m, error)) return false;
+  }
+  return true;
+}
+
+void ServerSession::notify_done() {
+  if (!config_.authorizer) return;
+  AuthRequest req;
+  req.action = AuthRequest::Action::Done;
+  req.app = app_;
+  req.name = auth_name_;
+  req.query = query_;
+  req.tc_url = tc_url_;
+  req.remote_ip = remote_.substr(0, remote_.rfind(':'));
+  req.conn_id = conn_id_;
+  config_.authorizer->authorize(req, [](AuthDecision) {});
 }
 
 void ServerSession::on_delete_stream(uint32_t stream_id) {
@@ -404,6 +525,7 @@ void ServerSession::stop_publishing(const char* reason) {
   publisher_.reset();
   stream_.reset();
   role_ = Role::None;
+  notify_done();
 }
 
 void ServerSession::stop_playing(const char* reason) {
@@ -414,6 +536,7 @@ void ServerSession::stop_playing(const char* reason) {
       {{"reason", reason}, {"dropped", std::to_string(player_ ? player_->queue.dropped_messages() : 0)}});
   stream_.reset();
   role_ = Role::None;
+  notify_done();
   // player_ stays for stats (dropped_messages) until the session ends.
 }
 

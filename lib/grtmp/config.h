@@ -8,7 +8,10 @@
 #include <cstdint>
 #include <string>
 
+#include <memory>
+
 #include "grtmp/amf0.h"
+#include "grtmp/auth.h"
 
 namespace grtmp {
 
@@ -57,6 +60,24 @@ struct ServerConfig {
   // After the publisher leaves, players stay connected waiting for a
   // republish (true), or are sent Play.Stop and closed (false).
   bool keep_players_on_unpublish = true;
+
+  // RTMPS: a TLS listener beside the plain one (TLS 1.2 minimum, GIO TLS
+  // through glib-networking). A certificate that cannot be loaded makes
+  // start() fail: there is never a silent fallback to plain RTMP.
+  bool tls = false;
+  std::string tls_host;           // empty: same as host
+  uint16_t tls_port = 1936;       // 0 = ephemeral (Server::tls_port())
+  std::string tls_cert_file;      // PEM certificate (chain)
+  std::string tls_key_file;       // PEM private key
+  bool plain = true;              // false: RTMPS only
+
+  // Authorization of connect/publish/play (null: everything allowed).
+  std::shared_ptr<Authorizer> authorizer;
+
+  // Access limits (0 = unlimited).
+  uint32_t max_connections_per_ip = 0;
+  uint32_t max_streams = 0;              // live published streams
+  uint32_t max_players_per_stream = 0;
 
   // Stable identity of a listening address (for sharing servers in-process).
   std::string address_key() const { return host + ":" + std::to_string(port); }

@@ -27,6 +27,8 @@ struct ServerStats {
   uint64_t rejected_connections = 0;  // over max_connections
   uint64_t dropped_messages = 0;      // by slow players
   uint64_t protocol_errors = 0;       // connections closed for bad input
+  uint64_t auth_denials = 0;          // connect/publish/play refused by the authorizer
+  uint64_t tls_failures = 0;          // TLS handshakes that failed
 };
 
 class Server {
@@ -47,7 +49,8 @@ class Server {
   void stop();
   bool running() const;
 
-  uint16_t port() const;  // bound port (the ephemeral one for port 0)
+  uint16_t port() const;      // bound plain port (the ephemeral one for port 0); 0 if plain is off
+  uint16_t tls_port() const;  // bound RTMPS port; 0 if TLS is off
   const ServerConfig& config() const;
   Registry& registry();
   ServerStats stats() const;

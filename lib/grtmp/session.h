@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@
 namespace grtmp {
 
 // Implemented by the I/O layer (or by tests).
+class ServerSession;
+
 class SessionHost {
  public:
   virtual ~SessionHost() = default;
@@ -32,6 +35,12 @@ class SessionHost {
   virtual void wake() = 0;
   // Any thread: close the connection soon (eviction by a new publisher).
   virtual void close_soon(const char* reason) = 0;
+  // A function that runs `fn` on the session's thread with the session,
+  // if the connection still exists then; safe to call from any thread at
+  // any time, even after the connection is gone (used for asynchronous
+  // authorization decisions).
+  using SessionTask = std::function<bool(ServerSession&, GError**)>;  // false: close
+  virtual std::function<void(SessionTask)> make_poster() = 0;
 };
 
 class ServerSession {
@@ -57,6 +66,11 @@ class ServerSession {
   void on_sent(size_t n, int64_t now_us);
   // Wire bytes waiting to be written.
   WireQueue& output() { return out_; }
+  // Applies an authorization decision (on the session's thread; called
+  // through SessionHost::make_poster). Returns false to close.
+  bool on_auth_decision(uint64_t ticket, const AuthDecision& decision, GError** error);
+  bool auth_pending() const { return pending_auth_.ticket != 0; }
+  uint64_t auth_denials() const { return auth_denials_; }
   // Leaves the registry (unpublish / unsubscribe). Idempotent; also run by
   // the destructor. Sends nothing.
   void close(const char* reason);
@@ -85,6 +99,14 @@ class ServerSession {
   bool on_create_stream(const Command& c);
   bool on_publish(const Command& c, const Message& m, GError** error);
   bool on_play(const Command& c, const Message& m, GError** error);
+  bool start_publish(const PublishParams& p, uint32_t sid, GError** error);
+  bool start_play(const PlayParams& p, uint32_t sid, GError** error);
+  // Asks the authorizer; true when a decision is pending (messages are
+  // deferred until it arrives), false when there is no authorizer.
+  bool request_auth(AuthRequest::Action action, const std::string& name, const std::string& query,
+                    std::function<bool(const AuthDecision&, GError**)> then);
+  bool drain_deferred(GError** error);
+  void notify_done();
   void on_delete_stream(uint32_t stream_id);
   bool on_media(Message& m, GError** error);
   void send(const Message& m);
@@ -137,6 +159,16 @@ class ServerSession {
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   bool closed_ = false;
+
+  struct PendingAuth {
+    uint64_t ticket = 0;
+    std::function<bool(const AuthDecision&, GError**)> then;
+  };
+  PendingAuth pending_auth_;
+  uint64_t next_ticket_ = 1;
+  std::deque<Message> deferred_;  // received while a decision was pending
+  uint64_t auth_denials_ = 0;
+  std::string auth_name_;  // name as authorized (for on_done)
 };
 
 }  // namespace grtmp

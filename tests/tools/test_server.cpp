@@ -7,6 +7,8 @@
 //                     [--max-connections N] [--max-message-size N] [--handshake-timeout MS]
 //                     [--idle-timeout MS] [--publisher-timeout MS] [--stall-timeout MS]
 //                     [--queue-bytes N] [--threads N] [--log-level L] [--stats-on-exit]
+//                     [--tls-port P --tls-cert F --tls-key F] [--no-plain] [--tokens FILE]
+//                     [--max-connections-per-ip N] [--max-streams N] [--max-players N]
 #include <glib-unix.h>
 #include <glib.h>
 
@@ -56,6 +58,19 @@ int main(int argc, char** argv) {
       if (!grtmp::log::parse_level(next(), l)) return 2;
       grtmp::log::set_level(l);
     } else if (a == "--stats-on-exit") stats_on_exit = true;
+    else if (a == "--tls-port") { cfg.tls = true; cfg.tls_port = static_cast<uint16_t>(std::stoi(next())); }
+    else if (a == "--tls-cert") cfg.tls_cert_file = next();
+    else if (a == "--tls-key") cfg.tls_key_file = next();
+    else if (a == "--no-plain") cfg.plain = false;
+    else if (a == "--tokens") {
+      auto t = std::make_shared<grtmp::TokenAuthorizer>();
+      GError* e = nullptr;
+      if (!t->load(next(), &e)) { fprintf(stderr, "error: %s\n", e->message); return 2; }
+      cfg.authorizer = t;
+    }
+    else if (a == "--max-connections-per-ip") cfg.max_connections_per_ip = std::stoul(next());
+    else if (a == "--max-streams") cfg.max_streams = std::stoul(next());
+    else if (a == "--max-players") cfg.max_players_per_stream = std::stoul(next());
     else {
       fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -70,6 +85,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   printf("PORT %u\n", server.port());
+  if (cfg.tls) printf("TLS_PORT %u\n", server.tls_port());
   fflush(stdout);
   GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
   g_unix_signal_add(SIGINT, on_signal, loop);
@@ -78,10 +94,10 @@ int main(int argc, char** argv) {
   auto s = server.stats();
   server.stop();
   if (stats_on_exit)
-    printf("STATS connections_total=%lu handshake_failures=%lu protocol_errors=%lu rejected=%lu bytes_in=%lu bytes_out=%lu dropped=%lu\n",
+    printf("STATS connections_total=%lu handshake_failures=%lu protocol_errors=%lu rejected=%lu bytes_in=%lu bytes_out=%lu dropped=%lu auth_denials=%lu tls_failures=%lu\n",
            (unsigned long)s.connections_total, (unsigned long)s.handshake_failures, (unsigned long)s.protocol_errors,
            (unsigned long)s.rejected_connections, (unsigned long)s.bytes_in, (unsigned long)s.bytes_out,
-           (unsigned long)s.dropped_messages);
+           (unsigned long)s.dropped_messages, (unsigned long)s.auth_denials, (unsigned long)s.tls_failures);
   g_main_loop_unref(loop);
   return 0;
 }

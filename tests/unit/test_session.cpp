@@ -9,6 +9,11 @@
 #include "grtmp/handshake.h"
 #include "grtmp/session.h"
 
+#include <glib/gstdio.h>
+#include <unistd.h>
+
+#include <cstring>
+
 using namespace grtmp;
 
 namespace {
@@ -16,8 +21,20 @@ namespace {
 struct TestHost : SessionHost {
   int wakes = 0;
   std::string closed;
+  std::vector<SessionTask> tasks;
   void wake() override { wakes++; }
   void close_soon(const char* reason) override { closed = reason; }
+  std::function<void(SessionTask)> make_poster() override {
+    return [this](SessionTask t) { tasks.push_back(std::move(t)); };
+  }
+  // Runs what an authorizer posted, as the loop thread would.
+  bool run_tasks(ServerSession& s, GError** error) {
+    auto pending = std::move(tasks);
+    tasks.clear();
+    for (auto& t : pending)
+      if (!t(s, error)) return false;
+    return true;
+  }
 };
 
 // A client that speaks to a ServerSession in memory.
@@ -40,7 +57,8 @@ class ScriptedClient {
 
   bool send(const Message& m, GError** error = nullptr) {
     auto bytes = writer.write_flat(m);
-    return session.on_receive(bytes.data(), bytes.size(), error);
+    if (!session.on_receive(bytes.data(), bytes.size(), error)) return false;
+    return host.run_tasks(session, error);
   }
 
   std::vector<uint8_t> drain_raw() {
@@ -328,4 +346,120 @@ TEST(Session, UnknownCallGetsAnError) {
   auto msgs = p.receive();
   ASSERT_EQ(msgs.size(), 1u);
   EXPECT_EQ(ScriptedClient::command_name(msgs[0]), "_error");
+}
+
+TEST(Session, TokenAuthorizationAllowsTheRightTokenOnly) {
+  gchar* path = nullptr;
+  int fd = g_file_open_tmp("grtmp-tokens-XXXXXX", &path, nullptr);
+  ASSERT_GE(fd, 0);
+  const char* rules = "# tokens\npublish live/cam s3cret-token\nplay live/* viewer\n";
+  ASSERT_EQ(write(fd, rules, strlen(rules)), (ssize_t)strlen(rules));
+  close(fd);
+  auto tokens = std::make_shared<TokenAuthorizer>();
+  ASSERT_TRUE(tokens->load(path, nullptr));
+  EXPECT_EQ(tokens->rule_count(), 2u);
+  ServerConfig cfg;
+  cfg.authorizer = tokens;
+  Registry reg(cfg);
+
+  // A token that differs only in its last byte is refused.
+  ScriptedClient bad(reg, cfg, 1);
+  bad.handshake();
+  bad.connect();
+  uint32_t sid = bad.create_stream();
+  GError* err = nullptr;
+  EXPECT_FALSE(bad.send(build_publish(5, sid, "cam?token=s3cret-tokem"), &err));
+  EXPECT_TRUE(g_error_matches(err, GRTMP_ERROR, GRTMP_ERROR_UNAUTHORIZED));
+  g_clear_error(&err);
+  auto msgs = bad.receive();
+  ASSERT_FALSE(msgs.empty());
+  EXPECT_EQ(ScriptedClient::status_code(msgs.back()), "NetStream.Publish.Unauthorized");
+  EXPECT_FALSE(reg.find("live/cam"));
+  EXPECT_EQ(bad.session.auth_denials(), 1u);
+
+  // No token at all: refused too.
+  ScriptedClient none(reg, cfg, 2);
+  none.handshake();
+  none.connect();
+  sid = none.create_stream();
+  EXPECT_FALSE(none.send(build_publish(5, sid, "cam"), &err));
+  g_clear_error(&err);
+
+  // The right token publishes; media sent right after publish (before
+  // the decision arrived) is kept, in order.
+  ScriptedClient good(reg, cfg, 3);
+  good.handshake();
+  good.connect();
+  sid = good.create_stream();
+  auto pub = good.writer.write_flat(build_publish(5, sid, "cam?token=s3cret-token"));
+  auto vid = good.writer.write_flat(media(kMsgVideo, sid, 0, {0x17, 1, 0, 0, 0, 0x42}));
+  pub.insert(pub.end(), vid.begin(), vid.end());
+  ASSERT_TRUE(good.session.on_receive(pub.data(), pub.size(), nullptr));
+  EXPECT_TRUE(good.session.auth_pending());
+  ASSERT_TRUE(good.host.run_tasks(good.session, nullptr));
+  EXPECT_FALSE(good.session.auth_pending());
+  EXPECT_EQ(ScriptedClient::status_code(good.receive().back()), "NetStream.Publish.Start");
+  ASSERT_TRUE(reg.find("live/cam"));
+  EXPECT_EQ(reg.find("live/cam")->info().messages_in, 1u);
+
+  // Players need the play token; streams without rules are open.
+  ScriptedClient viewer(reg, cfg, 4);
+  viewer.handshake();
+  viewer.connect();
+  sid = viewer.create_stream();
+  EXPECT_FALSE(viewer.send(build_play(6, sid, "cam?token=nope"), &err));
+  g_clear_error(&err);
+  EXPECT_EQ(ScriptedClient::status_code(viewer.receive().back()), "NetStream.Play.Unauthorized");
+
+  ScriptedClient open_pub(reg, cfg, 5);
+  open_pub.handshake();
+  open_pub.connect("other");
+  sid = open_pub.create_stream();
+  EXPECT_TRUE(open_pub.send(build_publish(5, sid, "free")));
+  g_unlink(path);
+  g_free(path);
+}
+
+TEST(Session, IpRulesDenyPublishFromOtherAddresses) {
+  auto ip = std::make_shared<IpRulesAuthorizer>();
+  ASSERT_TRUE(ip->add_rule("allow publish 10.0.0.0/8", nullptr));
+  ASSERT_TRUE(ip->add_rule("deny publish all", nullptr));
+  EXPECT_FALSE(ip->add_rule("permit publish all", nullptr));
+  ServerConfig cfg;
+  cfg.authorizer = ip;
+  Registry reg(cfg);
+  ScriptedClient c(reg, cfg);  // remote is 127.0.0.1
+  c.handshake();
+  c.connect();
+  uint32_t sid = c.create_stream();
+  GError* err = nullptr;
+  EXPECT_FALSE(c.send(build_publish(5, sid, "x"), &err));
+  EXPECT_TRUE(g_error_matches(err, GRTMP_ERROR, GRTMP_ERROR_UNAUTHORIZED));
+  g_clear_error(&err);
+}
+
+TEST(Session, PlayerLimitPerStream) {
+  ServerConfig cfg;
+  cfg.max_players_per_stream = 1;
+  Registry reg(cfg);
+  ScriptedClient a(reg, cfg, 1), b(reg, cfg, 2);
+  for (auto* c : {&a, &b}) {
+    c->handshake();
+    c->connect();
+  }
+  EXPECT_TRUE(a.send(build_play(6, a.create_stream(), "s")));
+  GError* err = nullptr;
+  EXPECT_FALSE(b.send(build_play(6, b.create_stream(), "s"), &err));
+  EXPECT_TRUE(g_error_matches(err, GRTMP_ERROR, GRTMP_ERROR_LIMIT));
+  g_clear_error(&err);
+  EXPECT_EQ(ScriptedClient::status_code(b.receive().back()), "NetStream.Play.Failed");
+}
+
+TEST(Auth, SecureEqualsAndQueryValues) {
+  EXPECT_TRUE(secure_equals("abc", "abc"));
+  EXPECT_FALSE(secure_equals("abc", "abd"));
+  EXPECT_FALSE(secure_equals("abc", "abcd"));
+  EXPECT_FALSE(secure_equals("", "a"));
+  EXPECT_EQ(query_value("a=1&token=x%20y&b", "token"), "x y");
+  EXPECT_EQ(query_value("a=1", "token"), "");
 }
