@@ -52,6 +52,9 @@ struct Value {
   uint16_t reference = 0;       // Reference (index of an earlier complex value)
   std::string string;           // String, LongString, XmlDocument, TypedObject class name,
                                 // AvmPlus: the raw AMF3 bytes after the marker
+                                // (AMF3 lengths are unknown without an AMF3 parser, so a
+                                // top-level AvmPlus takes the rest of the buffer; inside
+                                // a container it is GRTMP_ERROR_UNSUPPORTED)
   std::vector<Property> properties;  // Object, EcmaArray, TypedObject (in wire order)
   std::vector<Value> elements;       // StrictArray
   uint32_t ecma_count = 0;           // EcmaArray: the declared count as on the wire
@@ -78,7 +81,9 @@ struct Value {
   std::optional<std::string_view> get_string(std::string_view key) const;
   std::optional<double> get_number(std::string_view key) const;
   std::optional<bool> get_boolean(std::string_view key) const;
-  // Appends (or replaces) a property on an object-like value.
+  // Appends (or replaces) a property on an object-like value. A value that
+  // is not object-like (e.g. a default-built Null) becomes an empty Object
+  // first. On a built EcmaArray the declared count follows the contents.
   Value& set(std::string_view key, Value v);
 
   bool operator==(const Value& o) const;
