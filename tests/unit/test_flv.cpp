@@ -340,3 +340,15 @@ TEST(FlvParser, PayloadSharesNoStateWithInput) {
   ASSERT_EQ(out.size(), std::size(kAvSmall));
   EXPECT_EQ(out[1].payload.data()[0], 0x17);
 }
+
+TEST(FlvParser, RandomGarbageNeverCrashes) {
+  Buf file = golden("av_small.flv");
+  std::mt19937 rng(99);
+  for (int i = 0; i < 300; i++) {
+    Buf b = file;
+    for (int k = 0; k < 1 + i % 4; k++) b[rng() % b.size()] = uint8_t(rng());
+    flv::TagParser p(4096);
+    Parsed r = parse_all(p, b, 0, uint32_t(i));
+    if (r.ok) EXPECT_LE(r.msgs.size(), std::size(kAvSmall) + 1);
+  }
+}

@@ -704,3 +704,43 @@ TEST(MediaExAudio, FourCcsMultitrackAndModEx) {
   EXPECT_FALSE(audio({0x90, 'O', 'p'}).valid);
   EXPECT_EQ(audio_codec_name(audio(cat({{0x90}, fcc("abcd")}))), "unknown(abcd)");
 }
+
+TEST(MediaRobustness, EveryPrefixAndRandomBytesAreSafe) {
+  // Exact-size copies so that a sanitizer build catches any over-read.
+  std::vector<Buf> inputs;
+  for (const char* f : {"avc_seq_header_1280x720.bin", "avc_seq_header_1920x1080_crop.bin",
+                        "avc_seq_header_720x576_interlaced.bin", "avc_keyframe_head.bin",
+                        "aac_seq_header_44100_mono.bin", "hevc_ex_seq_start.bin", "opus_ex_seq_start.bin"})
+    inputs.push_back(golden(f));
+  Buf mt = cat({{0x96, 0x11}, fcc("hvc1"), {0x00, 0x00, 0x00, 0x05, 0, 0, 0x10}});
+  inputs.push_back(mt);
+  inputs.push_back(cat({{0x97, 0xff, 0x00, 0x01, 0xaa, 0xbb, 0x01}, fcc("hvc1"), {0, 0, 1}}));
+  uint32_t x = 12345;
+  for (int i = 0; i < 2000; i++) {
+    Buf r(1 + i % 40);
+    for (auto& b : r) {
+      x = x * 1664525u + 1013904223u;
+      b = uint8_t(x >> 24);
+    }
+    inputs.push_back(r);
+  }
+  for (const Buf& in : inputs) {
+    for (size_t n = 0; n <= std::min<size_t>(in.size(), 80); n++) {
+      Buf p(in.begin(), in.begin() + ptrdiff_t(n));
+      VideoInfo v;
+      AudioInfo a;
+      AacConfig ac;
+      AvcConfig vc;
+      bool ok = inspect_video(p.data(), p.size(), v);
+      EXPECT_EQ(ok, v.valid);
+      if (ok) EXPECT_LE(v.header_size, p.size());
+      ok = inspect_audio(p.data(), p.size(), a);
+      EXPECT_EQ(ok, a.valid);
+      if (ok) EXPECT_LE(a.header_size, p.size());
+      parse_aac_config(p.data(), p.size(), ac);
+      if (p.size() > 5) parse_avc_config(p.data() + 5, p.size() - 5, vc);
+      video_codec_name(v);
+      audio_codec_name(a);
+    }
+  }
+}
