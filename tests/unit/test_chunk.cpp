@@ -424,6 +424,54 @@ TEST(ChunkPeers, Ffmpeg51CaptureSurvivesOurWriter) {
   }
 }
 
+// nginx-rtmp as a server writing to a player.
+void check_nginx_capture(const std::vector<Message>& out) {
+  ASSERT_EQ(out.size(), 95u);
+  // Server preamble: Window Ack Size, Set Peer Bandwidth, Set Chunk Size.
+  EXPECT_EQ(out[0].type, kMsgWindowAckSize);
+  EXPECT_EQ(out[1].type, kMsgSetPeerBandwidth);
+  ASSERT_EQ(out[2].type, kMsgSetChunkSize);
+  uint32_t cs = 0;
+  ASSERT_TRUE(control::parse_set_chunk_size(out[2], cs, nullptr));
+  EXPECT_EQ(cs, 4096u);
+  std::map<std::pair<uint32_t, uint8_t>, int> counts;
+  std::map<uint32_t, uint32_t> first_ts, last_ts;
+  for (const Message& m : out) {
+    counts[{m.csid, m.type}]++;
+    if (m.type == kMsgAudio || m.type == kMsgVideo) {
+      if (!first_ts.count(m.csid)) first_ts[m.csid] = m.timestamp;
+      EXPECT_GE(m.timestamp, last_ts[m.csid]);
+      last_ts[m.csid] = m.timestamp;
+      EXPECT_EQ(m.payload.data()[0], m.type == kMsgAudio ? 0xaf : (m.payload.data()[0] == 0x17 ? 0x17 : 0x27));
+    }
+  }
+  EXPECT_EQ((counts[{6, kMsgAudio}]), 53);
+  EXPECT_EQ((counts[{7, kMsgVideo}]), 32);
+  EXPECT_EQ((counts[{2, kMsgUserControl}]), 2);
+  EXPECT_EQ((counts[{5, kMsgDataAmf0}]), 2);
+  // fmt 0 with extended absolute timestamps (> 0xFFFFFF).
+  EXPECT_EQ(first_ts[6], 16780786u);
+  EXPECT_EQ(first_ts[7], 16780967u);
+  // The 4537-byte keyframe spans two 4096-byte chunks.
+  bool key = false;
+  for (const Message& m : out) key |= (m.type == kMsgVideo && m.payload.size() == 4537 && m.timestamp == 16781000);
+  EXPECT_TRUE(key);
+  // nginx announces the end of the publisher with StreamEOF(1).
+  control::UserControl uc;
+  ASSERT_TRUE(control::parse_user_control(out.back(), uc, nullptr));
+  EXPECT_EQ(uc.event, control::UserControlEvent::StreamEOF);
+  EXPECT_EQ(uc.value, 1u);
+}
+
+TEST(ChunkPeers, NginxRtmpPlayWithExtendedTimestamps) {
+  ByteVec in = load("chunk/nginx_rtmp_play.bin");
+  ASSERT_EQ(in.size(), 25608u);
+  check_nginx_capture(decode(in));
+  check_nginx_capture(decode(in, 1));
+  std::mt19937 rng(4);
+  for (int i = 0; i < 5; i++) check_nginx_capture(decode_random(in, rng));
+}
+
 // ---------------------------------------------------------------------------
 // Reader behaviour
 
