@@ -46,7 +46,7 @@ class ChunkReader {
   uint32_t chunk_size() const { return chunk_size_; }
   void set_chunk_size(uint32_t size) { chunk_size_ = size; }
   uint64_t bytes_read() const { return bytes_read_; }  // total bytes fed (for acks)
-  size_t buffered_bytes() const;
+  size_t buffered_bytes() const;  // allocated bytes of incomplete messages
 
  ChunkReader(ChunkReader&&) noexcept;
   ChunkReader& operator=(ChunkReader&&) noexcept;
@@ -104,9 +104,12 @@ class ChunkWriter {
 
   // Appends the chunks of `msg` to `out`, choosing fmt 0/1/2/3 per chunk
   // stream from what was last written on msg.csid: fmt 0 on first use, on a
-  // message stream id change or a timestamp going backwards; fmt 1 when
-  // length or type changed; fmt 2 when only the delta changed; fmt 3 when
-  // all equal. Extended timestamps are repeated on fmt 3 continuations.
+  // message stream id change or a timestamp going backwards (wrap-aware:
+  // a uint32 delta >= 2^31); fmt 1 when length or type changed; fmt 2 when
+  // only the delta changed; fmt 3 when all equal and the previous header
+  // was a fmt 1/2 with the same delta (never right after fmt 0, where
+  // nginx and FFmpeg disagree). Extended timestamps are repeated on fmt 3
+  // continuations.
   void write(const Message& msg, WireQueue& out);
   // Convenience for tests and small control traffic: encode to flat bytes.
   std::vector<uint8_t> write_flat(const Message& msg);
