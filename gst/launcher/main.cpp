@@ -1,0 +1,352 @@
+// gst-rtmp-server: the standalone RTMP server. A GStreamer pipeline with
+// rtmpserversrc (which runs the grtmp server: publishers and players
+// connect to it directly) plus, per published stream, a recording branch
+// and relay branches (see router.h). JSON logs on stdout, optional HTTP
+// metrics, graceful shutdown on SIGINT/SIGTERM.
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <gst/gst.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "grtmp/server.h"
+#include "guard.h"
+#include "json_log.h"
+#include "metrics_http.h"
+#include "options.h"
+#include "router.h"
+
+using namespace grtmp::launcher;
+
+namespace {
+
+constexpr guint kShutdownTimeoutMs = 5000;
+
+struct App {
+  Options options;
+  GMainLoop* loop = nullptr;
+  GstElement* pipeline = nullptr;
+  GstElement* src = nullptr;
+  std::unique_ptr<Router> router;
+  std::shared_ptr<grtmp::Server> server;
+  MetricsHttp metrics;
+  std::string listen;  // host:port actually listened on
+  int64_t start_us = 0;
+  bool shutting_down = false;
+  bool finalized = false;
+  int exit_code = 0;
+  guint tick_id = 0;
+};
+
+std::string element_path(GstObject* obj) {
+  if (!obj) return "";
+  gchar* p = gst_object_get_path_string(obj);
+  std::string s = p ? p : "";
+  g_free(p);
+  return s;
+}
+
+std::string host_port(const std::string& host, unsigned port) {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+// Stops everything (from the main loop) and quits it.
+void finalize(App* app) {
+  if (app->finalized) return;
+  app->finalized = true;
+  if (app->tick_id) {
+    g_source_remove(app->tick_id);
+    app->tick_id = 0;
+  }
+  app->metrics.stop();
+  if (app->pipeline) gst_element_set_state(app->pipeline, GST_STATE_NULL);
+  app->server.reset();  // the element released its reference: the server stops here
+  jlog::info("shutdown complete", {jlog::num("exit_code", app->exit_code)});
+  g_main_loop_quit(app->loop);
+}
+
+void begin_shutdown(App* app, const char* why) {
+  if (app->shutting_down) return;
+  app->shutting_down = true;
+  jlog::info("shutting down", {jlog::str("reason", why)});
+  app->router->shutdown(kShutdownTimeoutMs, [app] { finalize(app); });
+}
+
+gboolean on_signal(gpointer data) {
+  auto* app = static_cast<App*>(data);
+  if (!app->shutting_down) {
+    begin_shutdown(app, "signal");
+  } else {
+    jlog::warn("second signal: exiting without waiting for recordings");
+    finalize(app);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+gboolean on_sigterm(gpointer data) {
+  auto* app = static_cast<App*>(data);
+  if (!app->shutting_down) {
+    jlog::info("signal received", {jlog::str("signal", "SIGTERM")});
+  }
+  return on_signal(data);
+}
+
+gboolean on_sigint(gpointer data) {
+  auto* app = static_cast<App*>(data);
+  if (!app->shutting_down) {
+    jlog::info("signal received", {jlog::str("signal", "SIGINT")});
+  }
+  return on_signal(data);
+}
+
+gboolean on_bus(GstBus*, GstMessage* msg, gpointer data) {
+  auto* app = static_cast<App*>(data);
+  switch (GST_MESSAGE_TYPE(msg)) {
+    case GST_MESSAGE_ERROR: {
+      if (app->router && app->router->handle_error(msg)) break;
+      GError* err = nullptr;
+      gchar* dbg = nullptr;
+      gst_message_parse_error(msg, &err, &dbg);
+      jlog::error("gstreamer error", {jlog::str("element", element_path(GST_MESSAGE_SRC(msg))),
+                                      jlog::str("error", err ? err->message : "?"), jlog::str("debug", dbg ? dbg : "")});
+      g_clear_error(&err);
+      g_free(dbg);
+      app->exit_code = 1;
+      finalize(app);
+      break;
+    }
+    case GST_MESSAGE_WARNING: {
+      GError* err = nullptr;
+      gchar* dbg = nullptr;
+      gst_message_parse_warning(msg, &err, &dbg);
+      jlog::warn("gstreamer warning", {jlog::str("element", element_path(GST_MESSAGE_SRC(msg))),
+                                       jlog::str("warning", err ? err->message : "?"), jlog::str("debug", dbg ? dbg : "")});
+      g_clear_error(&err);
+      g_free(dbg);
+      break;
+    }
+    case GST_MESSAGE_EOS:
+      // Every branch ended (all publishers left): keep serving.
+      jlog::debug("all branches reached EOS");
+      break;
+    default: break;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+gboolean on_tick(gpointer data) {
+  auto* app = static_cast<App*>(data);
+  app->router->tick(app->server.get());
+  return G_SOURCE_CONTINUE;
+}
+
+// "-listen host:0": choose a free port now, so the launcher and the
+// element agree on one host:port (and the launcher can share its server).
+uint16_t pick_free_port(const std::string& host) {
+  GInetAddress* inet = g_inet_address_new_from_string(host.c_str());
+  if (!inet) return 0;
+  GSocket* sock = g_socket_new(g_inet_address_get_family(inet), G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
+  GSocketAddress* sa = g_inet_socket_address_new(inet, 0);
+  uint16_t port = 0;
+  if (sock && g_socket_bind(sock, sa, FALSE, nullptr)) {
+    if (GSocketAddress* local = g_socket_get_local_address(sock, nullptr)) {
+      port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
+      g_object_unref(local);
+    }
+  }
+  if (sock) g_object_unref(sock);
+  g_object_unref(sa);
+  g_object_unref(inet);
+  return port;
+}
+
+bool set_prop(GstElement* e, const char* name, const std::string& value, bool required) {
+  if (!g_object_class_find_property(G_OBJECT_GET_CLASS(e), name)) {
+    if (required)
+      jlog::warn("element property missing", {jlog::str("element", GST_OBJECT_NAME(e)), jlog::str("property", name)});
+    return false;
+  }
+  gst_util_set_object_arg(G_OBJECT(e), name, value.c_str());
+  return true;
+}
+
+MetricsInput collect(App* app) {
+  MetricsInput in;
+  in.version = version_string();
+  in.listen = app->listen;
+  in.now_us = g_get_monotonic_time();
+  in.uptime_s = (in.now_us - app->start_us) / 1e6;
+  if (app->server) {
+    in.have_server = true;
+    in.server = app->server->stats();
+    in.streams = app->server->registry().list();
+  }
+  if (app->router) in.router = app->router->snapshot();
+  return in;
+}
+
+int run(App* app) {
+  const Options& o = app->options;
+  if (o.record_all) {
+    if (g_mkdir_with_parents(o.record_dir.c_str(), 0755) != 0 || g_access(o.record_dir.c_str(), W_OK) != 0) {
+      jlog::error("cannot use record directory", {jlog::str("dir", o.record_dir), jlog::str("error", g_strerror(errno))});
+      return 1;
+    }
+  }
+  uint16_t port = o.listen_port;
+  if (port == 0) {
+    port = pick_free_port(o.listen_host);
+    if (port == 0) {
+      jlog::error("could not find a free port", {jlog::str("host", o.listen_host)});
+      return 1;
+    }
+  }
+
+  app->pipeline = gst_pipeline_new("gst-rtmp-server");
+  app->src = gst_element_factory_make("rtmpserversrc", "rtmpserversrc");
+  // Loading the plugin installed its GStreamer log sink: take the library's logs back.
+  jlog::install(o.level);
+  if (!app->src) {
+    jlog::error("GStreamer element rtmpserversrc not found",
+                {jlog::str("hint", "install the grtmp plugin or set GST_PLUGIN_PATH to its directory")});
+    return 1;
+  }
+  std::vector<const char*> needed = {"queue"};
+  if (o.record_all) needed.push_back("filesink");
+  if (!o.relay_to.empty()) {
+    needed.push_back("tee");
+    needed.push_back("rtmpclientsink");
+  }
+  if (o.record_all && !o.relay_to.empty()) needed.push_back("tee");
+  for (const char* f : needed) {
+    GstElementFactory* factory = gst_element_factory_find(f);
+    if (!factory) {
+      jlog::error("GStreamer element not found", {jlog::str("element", f)});
+      return 1;
+    }
+    gst_object_unref(factory);
+  }
+
+  set_prop(app->src, "address", o.listen_host, true);
+  set_prop(app->src, "port", std::to_string(port), true);
+  set_prop(app->src, "stream-key", "", false);
+  set_prop(app->src, "eos-on-unpublish", "true", true);
+  set_prop(app->src, "chunk-size", std::to_string(o.chunk_size), true);
+  set_prop(app->src, "gop-cache", o.gop_cache ? "true" : "false", true);
+  set_prop(app->src, "handshake-timeout", std::to_string(o.handshake_timeout_ms), true);
+  set_prop(app->src, "idle-timeout", std::to_string(o.idle_timeout_ms), true);
+  set_prop(app->src, "publisher-timeout", std::to_string(o.publisher_timeout_ms), true);
+  set_prop(app->src, "max-connections", std::to_string(o.max_connections), true);
+  set_prop(app->src, "max-message-size", std::to_string(o.max_message_size), true);
+  gst_bin_add(GST_BIN(app->pipeline), app->src);
+
+  app->router = std::make_unique<Router>(o, app->pipeline, app->src);
+  app->router->attach();
+
+  GstBus* bus = gst_pipeline_get_bus(GST_PIPELINE(app->pipeline));
+  gst_bus_add_watch(bus, on_bus, app);
+
+  GstStateChangeReturn ret = gst_element_set_state(app->pipeline, GST_STATE_PLAYING);
+  if (ret == GST_STATE_CHANGE_FAILURE) {
+    std::string reason = "state change failed";
+    if (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
+      GError* err = nullptr;
+      gst_message_parse_error(m, &err, nullptr);
+      if (err) reason = err->message;
+      g_clear_error(&err);
+      gst_message_unref(m);
+    }
+    jlog::error("server failed to start", {jlog::str("addr", host_port(o.listen_host, port)), jlog::str("error", reason)});
+    gst_bus_remove_watch(bus);
+    gst_object_unref(bus);
+    gst_element_set_state(app->pipeline, GST_STATE_NULL);
+    return 1;
+  }
+
+  guint current = 0;
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(app->src), "current-port"))
+    g_object_get(app->src, "current-port", &current, nullptr);
+  if (current == 0) current = port;
+  app->listen = host_port(o.listen_host, current);
+
+  // The same server object the element runs (one per host:port in the process).
+  grtmp::ServerConfig config;
+  config.host = o.listen_host;
+  config.port = uint16_t(current);
+  GError* err = nullptr;
+  app->server = grtmp::Server::acquire(config, &err);
+  if (!app->server || app->server->port() != current) {
+    jlog::warn("server statistics unavailable", {jlog::str("error", err ? err->message : "different server")});
+    app->server.reset();
+  }
+  g_clear_error(&err);
+
+  jlog::info("server started", {jlog::str("addr", app->listen), jlog::str("version", version_string())});
+
+  if (!o.metrics_addr.empty()) {
+    std::string bound;
+    if (!app->metrics.start(o.metrics_addr, [app] { return collect(app); }, bound, &err)) {
+      jlog::error("metrics server failed to start", {jlog::str("addr", o.metrics_addr),
+                                                     jlog::str("error", err ? err->message : "?")});
+      g_clear_error(&err);
+      gst_bus_remove_watch(bus);
+      gst_object_unref(bus);
+      gst_element_set_state(app->pipeline, GST_STATE_NULL);
+      app->server.reset();
+      return 1;
+    }
+    jlog::info("metrics server listening", {jlog::str("addr", bound), jlog::str("stats", "http://" + bound + "/stats"),
+                                            jlog::str("metrics", "http://" + bound + "/metrics")});
+  }
+
+  g_unix_signal_add(SIGINT, on_sigint, app);
+  g_unix_signal_add(SIGTERM, on_sigterm, app);
+  app->tick_id = g_timeout_add(250, on_tick, app);
+
+  g_main_loop_run(app->loop);
+
+  gst_bus_remove_watch(bus);
+  gst_object_unref(bus);
+  return app->exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto app = std::make_unique<App>();
+  switch (parse_options(argc, argv, app->options)) {
+    case ParseResult::Exit0: return 0;
+    case ParseResult::Exit2: return 2;
+    case ParseResult::Ok: break;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  gst_init(nullptr, nullptr);
+  jlog::install(app->options.level);
+  guard_register();
+
+  app->loop = g_main_loop_new(nullptr, FALSE);
+  app->start_us = g_get_monotonic_time();
+  int rc = run(app.get());
+
+  if (app->pipeline) gst_element_set_state(app->pipeline, GST_STATE_NULL);
+  if (app->router) app->router->stop();
+  // Work handed to the main loop after it quit (pad-removed at NULL, ...)
+  // holds references: run it, now as no-ops.
+  for (int i = 0; i < 1000 && g_main_context_iteration(nullptr, FALSE); i++) {
+  }
+  app->router.reset();
+  if (app->pipeline) {
+    gst_element_set_state(app->pipeline, GST_STATE_NULL);
+    gst_object_unref(app->pipeline);
+  }
+  app->server.reset();
+  g_main_loop_unref(app->loop);
+  app.reset();
+  gst_deinit();  // lets GST_TRACERS=leaks report what is left
+  return rc;
+}
