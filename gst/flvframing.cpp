@@ -98,10 +98,11 @@ bool audio_needs_header(const Bytes& payload) {
 FlvPacketizer::Output::~Output() { clear(); }
 
 void FlvPacketizer::Output::clear() {
-  if (caps) gst_caps_unref(caps);
-  caps = nullptr;
-  for (GstBuffer* b : buffers) gst_buffer_unref(b);
-  buffers.clear();
+  for (Item& i : items) {
+    if (i.caps) gst_caps_unref(i.caps);
+    if (i.buffer) gst_buffer_unref(i.buffer);
+  }
+  items.clear();
   warnings.clear();
 }
 
@@ -155,8 +156,7 @@ void FlvPacketizer::rebuild_caps(Output& out, bool initial) {
   if (audio_header_) headers.push_back(tag_buffer(flv::kTagAudio, ts, audio_header_));
   if (caps_) gst_caps_unref(caps_);
   caps_ = flv_caps(headers);
-  if (out.caps) gst_caps_unref(out.caps);
-  out.caps = gst_caps_ref(caps_);
+  out.add(gst_caps_ref(caps_));
   if (initial) {
     // The same header buffers go first in-band, with byte offsets from 0
     // (flvdemux treats offset 0 as the start of a file).
@@ -164,7 +164,7 @@ void FlvPacketizer::rebuild_caps(Output& out, bool initial) {
       GST_BUFFER_OFFSET(b) = offset_;
       offset_ += gst_buffer_get_size(b);
       GST_BUFFER_OFFSET_END(b) = offset_;
-      out.buffers.push_back(b);  // takes our reference
+      out.add(b);  // takes our reference
     }
   } else {
     for (GstBuffer* b : headers) gst_buffer_unref(b);
@@ -252,7 +252,7 @@ void FlvPacketizer::emit_frame(const Message& m, uint8_t flags, Output& out) {
   GST_BUFFER_OFFSET(b) = offset_;
   offset_ += gst_buffer_get_size(b);
   GST_BUFFER_OFFSET_END(b) = offset_;
-  out.buffers.push_back(b);
+  out.add(b);
   tags_out_++;
 }
 

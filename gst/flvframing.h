@@ -68,20 +68,25 @@ class TimestampExtender {
 
 class FlvPacketizer {
  public:
-  // What one call produced, in push order: new caps (if any) go before the
-  // buffers. The caller owns the references.
+  // What one call produced, in push order: a caps item applies to the
+  // buffers after it. The caller owns the references.
+  struct Item {
+    GstCaps* caps = nullptr;      // exactly one of caps / buffer is set
+    GstBuffer* buffer = nullptr;
+  };
   struct Output {
-    GstCaps* caps = nullptr;
+    std::vector<Item> items;
     // Set once, with the first caps: the running time of stream time 0.
     // Push a TIME segment {start 0, base segment_base} before the buffers.
     GstClockTime segment_base = GST_CLOCK_TIME_NONE;
-    std::vector<GstBuffer*> buffers;
     std::vector<std::string> warnings;  // publisher misbehaviour, for GST_ELEMENT_WARNING
     Output() = default;
     Output(const Output&) = delete;
     Output& operator=(const Output&) = delete;
     ~Output();
-    bool empty() const { return !caps && buffers.empty(); }
+    bool empty() const { return items.empty(); }
+    void add(GstCaps* c) { items.push_back({c, nullptr}); }
+    void add(GstBuffer* b) { items.push_back({nullptr, b}); }
     void clear();
   };
 

@@ -63,11 +63,14 @@ struct ClientSrcPrivate {
   std::unique_ptr<grtmp::Client> client;
   grtmp::Url active_url;
   std::unique_ptr<FlvPacketizer> packetizer;  // per run (start)
-  std::deque<GstBuffer*> queued;
+  std::deque<FlvPacketizer::Item> queued;  // caps changes and buffers, in order
   std::string last_status;
   bool eos = false;
   void clear_queue() {
-    for (GstBuffer* b : queued) gst_buffer_unref(b);
+    for (auto& i : queued) {
+      if (i.caps) gst_caps_unref(i.caps);
+      if (i.buffer) gst_buffer_unref(i.buffer);
+    }
     queued.clear();
   }
 };
@@ -149,17 +152,8 @@ static void take_output(GstGrtmpClientSrc* src, FlvPacketizer::Output& out) {
     segment.base = out.segment_base;
     gst_base_src_new_segment(GST_BASE_SRC(src), &segment);
   }
-  if (out.caps) {
-    GST_DEBUG_OBJECT(src, "caps %" GST_PTR_FORMAT, out.caps);
-    gst_base_src_set_caps(GST_BASE_SRC(src), out.caps);
-    gst_caps_unref(out.caps);
-    out.caps = nullptr;
-  }
-  for (GstBuffer*& b : out.buffers) {
-    priv->queued.push_back(b);
-    b = nullptr;
-  }
-  out.buffers.clear();
+  for (auto& i : out.items) priv->queued.push_back(i);
+  out.items.clear();
 }
 
 static GstFlowReturn gst_grtmp_client_src_create(GstPushSrc* psrc, GstBuffer** outbuf) {
@@ -185,8 +179,13 @@ static GstFlowReturn gst_grtmp_client_src_create(GstPushSrc* psrc, GstBuffer** o
         ret = GST_FLOW_FLUSHING;
         break;
       }
-      if (g_error_matches(err, GRTMP_ERROR, GRTMP_ERROR_CLOSED)) {
-        GST_INFO_OBJECT(src, "server closed the stream: EOS (%s)", err->message);
+      const std::string& st = priv->client->last_status();
+      const bool unpublished = st == grtmp::status::kPlayUnpublishNotify || st == grtmp::status::kPlayStop ||
+                               st == "StreamEOF" || st == "NetStream.Play.Complete";
+      if (g_error_matches(err, GRTMP_ERROR, GRTMP_ERROR_CLOSED) ||
+          (unpublished && g_error_matches(err, GRTMP_ERROR, GRTMP_ERROR_TIMEOUT))) {
+        // Closed, or unpublished and not republished within the timeout.
+        GST_INFO_OBJECT(src, "end of stream (status %s): EOS (%s)", st.c_str(), err->message);
         priv->packetizer->flush(out);
         take_output(src, out);
         priv->eos = true;
@@ -213,8 +212,16 @@ static GstFlowReturn gst_grtmp_client_src_create(GstPushSrc* psrc, GstBuffer** o
   }
   if (c) g_object_unref(c);
   if (ret != GST_FLOW_OK) return ret;
-  *outbuf = priv->queued.front();
+  FlvPacketizer::Item item = priv->queued.front();
   priv->queued.pop_front();
+  if (item.caps) {
+    // Caps go out just before the buffers they describe.
+    GST_DEBUG_OBJECT(src, "caps %" GST_PTR_FORMAT, item.caps);
+    gst_base_src_set_caps(GST_BASE_SRC(src), item.caps);
+    gst_caps_unref(item.caps);
+    return gst_grtmp_client_src_create(psrc, outbuf);
+  }
+  *outbuf = item.buffer;
   return GST_FLOW_OK;
 }
 
@@ -403,7 +410,8 @@ static void gst_grtmp_client_src_class_init(GstGrtmpClientSrcClass* klass) {
       "location", "Location", "RTMP URL to play: rtmp[s]://host[:port]/app/stream[?query]", nullptr, rw);
   properties[PROP_TIMEOUT] = g_param_spec_uint(
       "timeout", "Timeout",
-      "Seconds to wait for the server: connect, each answer, and the longest silence while playing (0 = forever)", 0,
+      "Seconds to wait for the server: connect, each answer, the longest silence while playing, and how long an "
+      "unpublished stream may stay away before EOS (0 = forever)", 0,
       3600, kDefaultTimeout, rw);
   g_object_class_install_properties(gobject_class, N_PROPS, properties);
 

@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "elementutil.h"
 #include "flvframing.h"
@@ -309,16 +310,18 @@ static void add_pad(GstGrtmpServerSrc* src, Port* port, GstCaps* caps, GstClockT
 // Returns false when the task must stop.
 static bool push_output(GstGrtmpServerSrc* src, Port* port, FlvPacketizer::Output& out) {
   post_warnings(src, port, out);
-  if (out.caps) {
-    if (!port->added) add_pad(src, port, out.caps, out.segment_base);
-    else gst_pad_push_event(port->pad, gst_event_new_caps(out.caps));
-    gst_caps_unref(out.caps);
-    out.caps = nullptr;
-  }
   bool ok = true;
-  for (size_t i = 0; i < out.buffers.size(); i++) {
-    GstBuffer* b = out.buffers[i];
-    out.buffers[i] = nullptr;
+  for (auto& item : out.items) {
+    GstCaps* caps = std::exchange(item.caps, nullptr);
+    GstBuffer* b = std::exchange(item.buffer, nullptr);
+    if (caps) {
+      if (ok) {
+        if (!port->added) add_pad(src, port, caps, out.segment_base);
+        else gst_pad_push_event(port->pad, gst_event_new_caps(caps));
+      }
+      gst_caps_unref(caps);
+      continue;
+    }
     if (!ok || port->downstream_eos || !port->added) {
       gst_buffer_unref(b);
       continue;
@@ -345,7 +348,7 @@ static bool push_output(GstGrtmpServerSrc* src, Port* port, FlvPacketizer::Outpu
         break;
     }
   }
-  out.buffers.clear();
+  out.items.clear();
   return ok;
 }
 

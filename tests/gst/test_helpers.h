@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <gst/check/gstharness.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
@@ -17,6 +18,7 @@
 
 #include "grtmp/bytes.h"
 #include "grtmp/client.h"
+#include "grtmp/command.h"
 #include "grtmp/error.h"
 #include "grtmp/flv.h"
 #include "grtmp/message.h"
@@ -55,6 +57,39 @@ inline bool have_elements(std::initializer_list<const char*> names) {
     gst_object_unref(f);
   }
   return true;
+}
+
+// ---------------------------------------------------------------- caps log
+
+// Every caps event an appsink received, in order (appsink's samples carry
+// its latest caps, not necessarily the caps their buffer came with).
+struct CapsLog {
+  std::mutex mu;
+  std::vector<GstCaps*> caps;
+  ~CapsLog() {
+    for (auto* c : caps) gst_caps_unref(c);
+  }
+};
+
+inline CapsLog* log_caps(GstElement* appsink) {
+  auto* log = new CapsLog();
+  GstPad* pad = gst_element_get_static_pad(appsink, "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+                    [](GstPad*, GstPadProbeInfo* info, gpointer data) {
+                      GstEvent* ev = GST_PAD_PROBE_INFO_EVENT(info);
+                      if (GST_EVENT_TYPE(ev) == GST_EVENT_CAPS) {
+                        GstCaps* c = nullptr;
+                        gst_event_parse_caps(ev, &c);
+                        auto* l = static_cast<CapsLog*>(data);
+                        std::lock_guard lock(l->mu);
+                        l->caps.push_back(gst_caps_ref(c));
+                      }
+                      return GST_PAD_PROBE_OK;
+                    },
+                    log, nullptr);
+  gst_object_unref(pad);
+  g_object_set_data_full(G_OBJECT(appsink), "grtmp-caps-log", log, [](gpointer p) { delete static_cast<CapsLog*>(p); });
+  return log;
 }
 
 // ---------------------------------------------------------------- media
@@ -218,9 +253,11 @@ struct Collected {
   std::vector<GstBuffer*> buffers;
   GstCaps* caps = nullptr;  // caps of the first sample
   bool eos = false;
+  GstCaps* last_caps = nullptr;  // with a CapsLog: the last caps event
   ~Collected() {
     for (auto* b : buffers) gst_buffer_unref(b);
     if (caps) gst_caps_unref(caps);
+    if (last_caps) gst_caps_unref(last_caps);
   }
 };
 
@@ -234,6 +271,15 @@ inline void collect(GstElement* appsink, Collected& c, GstClockTime max_wait = 1
     gst_sample_unref(s);
   }
   c.eos = appsink_eos(appsink);
+  // The caps the first buffer came with, when the caps were logged.
+  if (auto* log = static_cast<CapsLog*>(g_object_get_data(G_OBJECT(appsink), "grtmp-caps-log"))) {
+    std::lock_guard lock(log->mu);
+    if (!log->caps.empty()) {
+      if (c.caps) gst_caps_unref(c.caps);
+      c.caps = gst_caps_ref(log->caps.front());
+      c.last_caps = gst_caps_ref(log->caps.back());
+    }
+  }
 }
 
 // ---------------------------------------------------------------- bus
@@ -256,6 +302,26 @@ inline std::string bus_error(GstElement* pipe, GstClockTime wait = 0, bool warni
   }
   gst_object_unref(bus);
   return text;
+}
+
+// ---------------------------------------------------------------- harness
+
+// A GstHarness around an element configured before it starts
+// (gst_harness_new() would start a sink before its properties are set).
+// `props` as for gst_util_set_object_arg: {"name", "value"} pairs.
+inline GstHarness* harness_for(const char* factory,
+                               std::initializer_list<std::pair<const char*, std::string>> props,
+                               GstBus* bus = nullptr) {
+  static GstStaticPadTemplate any_src = GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+  GstElement* e = gst_element_factory_make(factory, nullptr);
+  EXPECT_NE(e, nullptr) << factory;
+  if (!e) return nullptr;
+  for (auto& [k, v] : props) gst_util_set_object_arg(G_OBJECT(e), k, v.c_str());
+  if (bus) gst_element_set_bus(e, bus);
+  GstHarness* h = gst_harness_new_empty();
+  gst_harness_add_element_full(h, e, &any_src, "sink", nullptr, nullptr);  // starts it
+  gst_object_unref(e);
+  return h;
 }
 
 // ---------------------------------------------------------------- publishing
@@ -326,6 +392,136 @@ bool wait_for(F pred, int ms = 5000) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return pred();
+}
+
+// ---------------------------------------------------------------- FLV output checks
+
+// Audio and video frames (no metadata, no sequence headers).
+inline std::vector<Tag> av_frames(const std::vector<Tag>& tags) {
+  std::vector<Tag> out;
+  for (auto& t : tags)
+    if (t.type != 18 && !is_video_header(t) && !is_audio_header(t)) out.push_back(t);
+  return out;
+}
+
+// What a pad carries after its headers when it saw the stream from the
+// start: every frame, and metadata or sequence headers only when they
+// change (flvmux repeats onMetaData with updated bitrates).
+inline std::vector<Tag> expected_after_headers(const std::vector<Tag>& tags) {
+  std::vector<Tag> out;
+  std::string meta, vh, ah;
+  bool started = false;
+  for (auto& t : tags) {
+    std::string* slot = t.type == 18 ? &meta : is_video_header(t) ? &vh : is_audio_header(t) ? &ah : nullptr;
+    if (slot) {
+      std::string p = bytes_str(t.payload);
+      if (started && p != *slot) out.push_back(t);
+      *slot = p;
+      continue;
+    }
+    started = true;
+    out.push_back(t);
+  }
+  return out;
+}
+
+struct Expect {
+  std::string metadata;           // in the streamheader
+  std::vector<Tag> after_headers; // tags after the in-band headers
+  bool av_only = false;           // compare audio/video frames only (late join)
+};
+
+// Checks the streamheader, in-band headers and every tag; returns the
+// output tags after the headers.
+inline std::vector<Tag> check_flv_output(const Media& media, Collected& c, const Expect& expect) {
+  std::vector<Tag> out;
+  EXPECT_NE(c.caps, nullptr);
+  if (!c.caps) return out;
+  GstStructure* st = gst_caps_get_structure(c.caps, 0);
+  EXPECT_STREQ(gst_structure_get_name(st), "video/x-flv");
+  auto sh = streamheader(c.caps);
+  EXPECT_EQ(sh.size(), 4u) << "file header, onMetaData, video and audio sequence headers";
+  if (sh.size() != 4) return out;
+  for (auto* b : sh) EXPECT_TRUE(GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_HEADER));
+
+  // FLV file header with the audio and video flags.
+  auto hdr = buffer_bytes(sh[0]);
+  const uint8_t expect_hdr[] = {'F', 'L', 'V', 1, 0x05, 0, 0, 0, 9, 0, 0, 0, 0};
+  EXPECT_EQ(hdr, std::vector<uint8_t>(expect_hdr, expect_hdr + 13));
+
+  Tag meta, vh, ah;
+  EXPECT_TRUE(parse_tag_buffer(sh[1], meta));
+  EXPECT_TRUE(parse_tag_buffer(sh[2], vh));
+  EXPECT_TRUE(parse_tag_buffer(sh[3], ah));
+  EXPECT_EQ(meta.type, 18);
+  EXPECT_EQ(bytes_str(meta.payload), expect.metadata) << "onMetaData as published";
+  EXPECT_EQ(meta.ts, 0u) << "ffmpeg's FLV reader takes a script tag at ts != 0 for a subtitle stream";
+  EXPECT_EQ(vh.type, 9);
+  EXPECT_EQ(bytes_str(vh.payload), bytes_str(media.video_header()->payload));
+  EXPECT_EQ(ah.type, 8);
+  EXPECT_EQ(bytes_str(ah.payload), bytes_str(media.audio_header()->payload));
+
+  // The same headers first in-band.
+  EXPECT_GE(c.buffers.size(), 4u);
+  if (c.buffers.size() < 4) return out;
+  for (size_t i = 0; i < 4; i++) {
+    EXPECT_EQ(buffer_bytes(c.buffers[i]), buffer_bytes(sh[i])) << "in-band header " << i;
+    EXPECT_TRUE(GST_BUFFER_FLAG_IS_SET(c.buffers[i], GST_BUFFER_FLAG_HEADER));
+  }
+
+  // Then one whole tag per buffer.
+  GstClockTime last_dts = 0;
+  for (size_t i = 4; i < c.buffers.size(); i++) {
+    GstBuffer* b = c.buffers[i];
+    // (before mapping: a map merges the memories of a writable buffer)
+    EXPECT_EQ(gst_buffer_n_memory(b), 3u) << "tag header, shared payload, previous tag size";
+    Tag t;
+    std::string why;
+    EXPECT_TRUE(parse_tag_buffer(b, t, &why)) << "buffer " << i << ": " << why;
+    EXPECT_TRUE(GST_CLOCK_TIME_IS_VALID(GST_BUFFER_DTS(b)));
+    EXPECT_GE(GST_BUFFER_DTS(b), last_dts) << "DTS monotonic at buffer " << i;
+    if (t.type == 18) EXPECT_EQ(t.ts, 0u) << "script tags at timestamp 0";
+    else EXPECT_EQ(GST_BUFFER_DTS(b), GstClockTime(t.ts) * GST_MSECOND) << "DTS = tag timestamp";
+    last_dts = GST_BUFFER_DTS(b);
+    bool delta = GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
+    if (is_video_frame(t)) EXPECT_EQ(delta, !is_keyframe(t)) << "buffer " << i;
+    else if (t.type == 8)
+      EXPECT_TRUE(delta) << "audio is not a sync point when there is video";
+    out.push_back(t);
+  }
+
+  // Caps follow metadata updates: the last streamheader has the last metadata.
+  if (c.last_caps && !expect.av_only) {
+    std::string last_meta = expect.metadata;
+    for (auto& t : expect.after_headers)
+      if (t.type == 18) last_meta = bytes_str(t.payload);
+    auto lsh = streamheader(c.last_caps);
+    Tag lm;
+    EXPECT_EQ(lsh.size(), 4u);
+    if (lsh.size() == 4 && parse_tag_buffer(lsh[1], lm))
+      EXPECT_EQ(bytes_str(lm.payload), last_meta) << "caps updated with the metadata";
+  }
+
+  auto got = expect.av_only ? av_frames(out) : out;
+  auto want = expect.av_only ? av_frames(expect.after_headers) : expect.after_headers;
+  EXPECT_EQ(got.size(), want.size());
+  const Tag* first_got = nullptr;
+  const Tag* first_want = nullptr;
+  for (size_t i = 0; i < std::min(got.size(), want.size()); i++) {
+    const Tag& a = want[i];
+    const Tag& b = got[i];
+    EXPECT_EQ(a.type, b.type) << "tag " << i;
+    EXPECT_EQ(bytes_str(a.payload), bytes_str(b.payload)) << "payload of tag " << i;
+    if (a.type == 18) continue;
+    if (!first_got) first_got = &b, first_want = &a;
+    EXPECT_EQ(b.ts - first_got->ts, a.ts - first_want->ts) << "relative timestamp of tag " << i;
+  }
+  if (first_got) EXPECT_EQ(first_got->ts, 0u) << "the first tag is at stream time 0";
+  return out;
+}
+
+inline Expect from_start(const Media& media) {
+  return Expect{bytes_str(media.metadata()->payload), expected_after_headers(media.tags), false};
 }
 
 }  // namespace gsttest

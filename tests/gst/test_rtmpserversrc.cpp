@@ -45,6 +45,7 @@ struct SrcPipeline {
                  gboolean(eos_on_unpublish), nullptr);
     sink = gst_element_factory_make("appsink", nullptr);
     g_object_set(sink, "sync", FALSE, nullptr);
+    log_caps(sink);
     gst_bin_add_many(GST_BIN(pipe), src, sink, nullptr);
     g_signal_connect(src, "pad-added", G_CALLBACK(+[](GstElement*, GstPad* pad, SrcPipeline* self) {
                        gchar* k = nullptr;
@@ -76,122 +77,6 @@ struct SrcPipeline {
     gst_object_unref(pipe);
   }
 };
-
-// Audio and video frames (no metadata, no sequence headers).
-std::vector<Tag> av_frames(const std::vector<Tag>& tags) {
-  std::vector<Tag> out;
-  for (auto& t : tags)
-    if (t.type != 18 && !is_video_header(t) && !is_audio_header(t)) out.push_back(t);
-  return out;
-}
-
-// What a pad carries after its headers when it saw the stream from the
-// start: every frame, and metadata or sequence headers only when they
-// change (flvmux repeats onMetaData with updated bitrates).
-std::vector<Tag> expected_after_headers(const std::vector<Tag>& tags) {
-  std::vector<Tag> out;
-  std::string meta, vh, ah;
-  bool started = false;
-  for (auto& t : tags) {
-    std::string* slot = t.type == 18 ? &meta : is_video_header(t) ? &vh : is_audio_header(t) ? &ah : nullptr;
-    if (slot) {
-      std::string p = bytes_str(t.payload);
-      if (started && p != *slot) out.push_back(t);
-      *slot = p;
-      continue;
-    }
-    started = true;
-    out.push_back(t);
-  }
-  return out;
-}
-
-struct Expect {
-  std::string metadata;           // in the streamheader
-  std::vector<Tag> after_headers; // tags after the in-band headers
-  bool av_only = false;           // compare audio/video frames only (late join)
-};
-
-// Checks the streamheader, in-band headers and every tag; returns the
-// output tags after the headers.
-std::vector<Tag> check_flv_output(const Media& media, Collected& c, const Expect& expect) {
-  std::vector<Tag> out;
-  EXPECT_NE(c.caps, nullptr);
-  if (!c.caps) return out;
-  GstStructure* st = gst_caps_get_structure(c.caps, 0);
-  EXPECT_STREQ(gst_structure_get_name(st), "video/x-flv");
-  auto sh = streamheader(c.caps);
-  EXPECT_EQ(sh.size(), 4u) << "file header, onMetaData, video and audio sequence headers";
-  if (sh.size() != 4) return out;
-  for (auto* b : sh) EXPECT_TRUE(GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_HEADER));
-
-  // FLV file header with the audio and video flags.
-  auto hdr = buffer_bytes(sh[0]);
-  const uint8_t expect_hdr[] = {'F', 'L', 'V', 1, 0x05, 0, 0, 0, 9, 0, 0, 0, 0};
-  EXPECT_EQ(hdr, std::vector<uint8_t>(expect_hdr, expect_hdr + 13));
-
-  Tag meta, vh, ah;
-  EXPECT_TRUE(parse_tag_buffer(sh[1], meta));
-  EXPECT_TRUE(parse_tag_buffer(sh[2], vh));
-  EXPECT_TRUE(parse_tag_buffer(sh[3], ah));
-  EXPECT_EQ(meta.type, 18);
-  EXPECT_EQ(bytes_str(meta.payload), expect.metadata) << "onMetaData as published";
-  EXPECT_EQ(meta.ts, 0u) << "ffmpeg's FLV reader takes a script tag at ts != 0 for a subtitle stream";
-  EXPECT_EQ(vh.type, 9);
-  EXPECT_EQ(bytes_str(vh.payload), bytes_str(media.video_header()->payload));
-  EXPECT_EQ(ah.type, 8);
-  EXPECT_EQ(bytes_str(ah.payload), bytes_str(media.audio_header()->payload));
-
-  // The same headers first in-band.
-  EXPECT_GE(c.buffers.size(), 4u);
-  if (c.buffers.size() < 4) return out;
-  for (size_t i = 0; i < 4; i++) {
-    EXPECT_EQ(buffer_bytes(c.buffers[i]), buffer_bytes(sh[i])) << "in-band header " << i;
-    EXPECT_TRUE(GST_BUFFER_FLAG_IS_SET(c.buffers[i], GST_BUFFER_FLAG_HEADER));
-  }
-
-  // Then one whole tag per buffer.
-  GstClockTime last_dts = 0;
-  for (size_t i = 4; i < c.buffers.size(); i++) {
-    GstBuffer* b = c.buffers[i];
-    // (before mapping: a map merges the memories of a writable buffer)
-    EXPECT_EQ(gst_buffer_n_memory(b), 3u) << "tag header, shared payload, previous tag size";
-    Tag t;
-    std::string why;
-    EXPECT_TRUE(parse_tag_buffer(b, t, &why)) << "buffer " << i << ": " << why;
-    EXPECT_TRUE(GST_CLOCK_TIME_IS_VALID(GST_BUFFER_DTS(b)));
-    EXPECT_GE(GST_BUFFER_DTS(b), last_dts) << "DTS monotonic at buffer " << i;
-    if (t.type == 18) EXPECT_EQ(t.ts, 0u) << "script tags at timestamp 0";
-    else EXPECT_EQ(GST_BUFFER_DTS(b), GstClockTime(t.ts) * GST_MSECOND) << "DTS = tag timestamp";
-    last_dts = GST_BUFFER_DTS(b);
-    bool delta = GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
-    if (is_video_frame(t)) EXPECT_EQ(delta, !is_keyframe(t)) << "buffer " << i;
-    else if (t.type == 8)
-      EXPECT_TRUE(delta) << "audio is not a sync point when there is video";
-    out.push_back(t);
-  }
-
-  auto got = expect.av_only ? av_frames(out) : out;
-  auto want = expect.av_only ? av_frames(expect.after_headers) : expect.after_headers;
-  EXPECT_EQ(got.size(), want.size());
-  const Tag* first_got = nullptr;
-  const Tag* first_want = nullptr;
-  for (size_t i = 0; i < std::min(got.size(), want.size()); i++) {
-    const Tag& a = want[i];
-    const Tag& b = got[i];
-    EXPECT_EQ(a.type, b.type) << "tag " << i;
-    EXPECT_EQ(bytes_str(a.payload), bytes_str(b.payload)) << "payload of tag " << i;
-    if (a.type == 18) continue;
-    if (!first_got) first_got = &b, first_want = &a;
-    EXPECT_EQ(b.ts - first_got->ts, a.ts - first_want->ts) << "relative timestamp of tag " << i;
-  }
-  if (first_got) EXPECT_EQ(first_got->ts, 0u) << "the first tag is at stream time 0";
-  return out;
-}
-
-Expect from_start(const Media& media) {
-  return Expect{bytes_str(media.metadata()->payload), expected_after_headers(media.tags), false};
-}
 
 TEST_F(ServerSrcTest, PublishedStreamComesOutAsFlvTags) {
   SrcPipeline p("live/t");

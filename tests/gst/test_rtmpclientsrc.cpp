@@ -1,0 +1,168 @@
+// rtmpclientsrc: plays from our server (Server::acquire in this process)
+// while a grtmp::Client publishes generated FLV; the output must look like
+// rtmpserversrc's pads (streamheader, in-band headers, one tag a buffer).
+#include <gtest/gtest.h>
+
+#include "test_helpers.h"
+
+using namespace gsttest;
+
+namespace {
+
+Media* g_media = nullptr;
+
+class ClientSrcTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    init_gst();
+    if (!have_elements({"x264enc", "avenc_aac", "flvmux", "appsink"})) return;
+    g_media = new Media(make_media(50));
+  }
+  void SetUp() override {
+    if (!g_media) GTEST_SKIP() << "x264enc/avenc_aac/flvmux missing";
+  }
+  const Media& media() { return *g_media; }
+
+  std::shared_ptr<grtmp::Server> start_server(bool keep_players) {
+    grtmp::ServerConfig cfg;
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    cfg.keep_players_on_unpublish = keep_players;
+    GError* err = nullptr;
+    auto s = grtmp::Server::acquire(cfg, &err);
+    EXPECT_TRUE(s) << (err ? err->message : "");
+    g_clear_error(&err);
+    return s;
+  }
+
+  struct Pipe {
+    GstElement* pipe = nullptr;
+    GstElement* sink = nullptr;
+    Pipe(const std::string& location, guint timeout) {
+      GError* err = nullptr;
+      std::string desc = "rtmpclientsrc name=src location=" + location + " timeout=" + std::to_string(timeout) +
+                         " ! appsink name=out sync=false";
+      pipe = gst_parse_launch(desc.c_str(), &err);
+      EXPECT_NE(pipe, nullptr) << (err ? err->message : "");
+      g_clear_error(&err);
+      sink = gst_bin_get_by_name(GST_BIN(pipe), "out");
+      log_caps(sink);
+    }
+    ~Pipe() {
+      gst_element_set_state(pipe, GST_STATE_NULL);
+      gst_object_unref(sink);
+      gst_object_unref(pipe);
+    }
+  };
+};
+
+std::string location(uint16_t port, const std::string& key) {
+  return "rtmp://127.0.0.1:" + std::to_string(port) + "/" + key;
+}
+
+TEST_F(ClientSrcTest, PlaysAStreamAsFlvTags) {
+  auto server = start_server(/*keep_players=*/false);
+  ASSERT_TRUE(server);
+  auto pub = publisher(server->port(), "live/c");
+  ASSERT_TRUE(pub);
+
+  Pipe p(location(server->port(), "live/c"), 5);
+  ASSERT_NE(gst_element_set_state(p.pipe, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  // Publish once the player is attached, so it sees the stream from the start.
+  ASSERT_TRUE(wait_for([&] {
+    auto s = server->registry().find("live/c");
+    return s && s->info().subscribers == 1;
+  }));
+  ASSERT_TRUE(send_all(*pub, media().messages()));
+  pub->close();
+
+  Collected c;
+  collect(p.sink, c);
+  EXPECT_TRUE(c.eos) << "EOS when the server ends the play";
+  check_flv_output(media(), c, from_start(media()));
+  EXPECT_EQ(bus_error(p.pipe), "");
+  server->stop();
+}
+
+TEST_F(ClientSrcTest, EosWhenTheStreamStaysUnpublished) {
+  // nginx-rtmp style: players stay connected after Play.UnpublishNotify.
+  auto server = start_server(/*keep_players=*/true);
+  ASSERT_TRUE(server);
+  auto pub = publisher(server->port(), "live/u");
+  ASSERT_TRUE(pub);
+  Pipe p(location(server->port(), "live/u"), 1);
+  ASSERT_NE(gst_element_set_state(p.pipe, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  ASSERT_TRUE(wait_for([&] {
+    auto s = server->registry().find("live/u");
+    return s && s->info().subscribers == 1;
+  }));
+  ASSERT_TRUE(send_all(*pub, media().messages()));
+  gint64 t0 = g_get_monotonic_time();
+  pub->close();
+  Collected c;
+  collect(p.sink, c, 5 * GST_SECOND);
+  EXPECT_TRUE(c.eos);
+  EXPECT_LT(g_get_monotonic_time() - t0, 4 * G_USEC_PER_SEC) << "EOS within about the 1 s timeout";
+  EXPECT_EQ(c.buffers.size(), 4 + expected_after_headers(media().tags).size());
+  EXPECT_EQ(bus_error(p.pipe), "");
+  server->stop();
+}
+
+TEST_F(ClientSrcTest, NotFoundIsAnElementError) {
+  grtmp::ServerConfig cfg;
+  cfg.host = "127.0.0.1";
+  cfg.port = 0;
+  cfg.missing_stream = grtmp::MissingStreamPolicy::NotFound;
+  GError* err = nullptr;
+  auto server = grtmp::Server::acquire(cfg, &err);
+  ASSERT_TRUE(server);
+  Pipe p(location(server->port(), "live/none"), 5);
+  ASSERT_NE(gst_element_set_state(p.pipe, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  std::string text = bus_error(p.pipe, 10 * GST_SECOND);
+  EXPECT_NE(text.find("NetStream.Play.StreamNotFound"), std::string::npos) << text;
+  server->stop();
+}
+
+class ClientSrcBasics : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { init_gst(); }
+};
+
+TEST_F(ClientSrcBasics, ConnectionRefusedIsAnElementError) {
+  uint16_t port = free_port();
+  GError* err = nullptr;
+  std::string desc = "rtmpclientsrc location=rtmp://127.0.0.1:" + std::to_string(port) + "/live/x ! fakesink";
+  GstElement* pipe = gst_parse_launch(desc.c_str(), &err);
+  ASSERT_NE(pipe, nullptr);
+  gst_element_set_state(pipe, GST_STATE_PLAYING);
+  std::string text = bus_error(pipe, 10 * GST_SECOND);
+  EXPECT_NE(text.find("Could not connect to rtmp://127.0.0.1:" + std::to_string(port) + "/live/x"),
+            std::string::npos)
+      << text;
+  gst_element_set_state(pipe, GST_STATE_NULL);
+  gst_object_unref(pipe);
+}
+
+TEST_F(ClientSrcBasics, UriHandler) {
+  GstElement* e = gst_element_factory_make("rtmpclientsrc", nullptr);
+  ASSERT_NE(e, nullptr);
+  ASSERT_TRUE(GST_IS_URI_HANDLER(e));
+  EXPECT_EQ(gst_uri_handler_get_uri_type(GST_URI_HANDLER(e)), GST_URI_SRC);
+  const gchar* const* protocols = gst_uri_handler_get_protocols(GST_URI_HANDLER(e));
+  ASSERT_NE(protocols, nullptr);
+  EXPECT_STREQ(protocols[0], "rtmp");
+  EXPECT_STREQ(protocols[1], "rtmps");
+  GError* err = nullptr;
+  EXPECT_TRUE(gst_uri_handler_set_uri(GST_URI_HANDLER(e), "rtmp://example.com:1936/app/name?token=1", &err));
+  gchar* uri = gst_uri_handler_get_uri(GST_URI_HANDLER(e));
+  EXPECT_STREQ(uri, "rtmp://example.com:1936/app/name?token=1");
+  g_free(uri);
+  EXPECT_FALSE(gst_uri_handler_set_uri(GST_URI_HANDLER(e), "http://example.com/x", &err));
+  g_clear_error(&err);
+  // Below rtmp2src: playbin keeps using rtmp2src for rtmp://.
+  GstElementFactory* f = gst_element_get_factory(e);
+  EXPECT_EQ(gst_plugin_feature_get_rank(GST_PLUGIN_FEATURE(f)), guint(GST_RANK_MARGINAL));
+  gst_object_unref(e);
+}
+
+}  // namespace
