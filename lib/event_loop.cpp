@@ -63,7 +63,15 @@ bool EventLoop::start(GError** error) {
 
 void EventLoop::stop() {
   if (main_loop_) {
-    g_main_loop_quit(main_loop_);
+    // Quit from inside the loop: a quit before the thread entered
+    // g_main_loop_run() would be lost and the join would wait forever.
+    GSource* quit = g_idle_source_new();
+    g_source_set_callback(quit, [](gpointer l) -> gboolean {
+      g_main_loop_quit(static_cast<GMainLoop*>(l));
+      return G_SOURCE_REMOVE;
+    }, main_loop_, nullptr);
+    g_source_attach(quit, context_);
+    g_source_unref(quit);
     if (thread_) g_thread_join(thread_);
     thread_ = nullptr;
     g_main_loop_unref(main_loop_);

@@ -47,19 +47,15 @@ size_t event_bytes(const StreamEvent& e) { return e.kind == StreamEvent::Kind::M
 bool PlayerQueue::push(const StreamEvent& ev) {
   std::lock_guard lock(mutex_);
   bool was_empty = events_.empty();
-  if (ev.kind == StreamEvent::Kind::Media && ev.media.is(kFlagVideo)) seen_video_ = true;
-  if (ev.kind != StreamEvent::Kind::Media) {
-    // A new publish session starts clean: wait for its first keyframe.
-    waiting_keyframe_ = false;
-  }
+  if (ev.kind == StreamEvent::Kind::Publish) waiting_keyframe_ = true;  // a new session: its own first keyframe
   if (droppable(ev)) {
-    if (waiting_keyframe_) {
-      if (ev.media.is(kFlagKeyframe) || !seen_video_) {
-        waiting_keyframe_ = false;
-      } else {
+    const bool video = ev.media.is(kFlagVideo);
+    if (video && waiting_keyframe_) {
+      if (!ev.media.is(kFlagKeyframe)) {
         dropped_messages_++;
         return false;
       }
+      waiting_keyframe_ = false;
     }
     size_t size = event_bytes(ev);
     if (bytes_ + size > max_bytes_) {
@@ -73,13 +69,12 @@ bool PlayerQueue::push(const StreamEvent& ev) {
       events_.swap(kept);
       bytes_ = 0;
       for (auto& e : events_) bytes_ += event_bytes(e);
-      if (ev.media.is(kFlagKeyframe) || !seen_video_) {
-        waiting_keyframe_ = false;
-      } else {
+      if (video && !ev.media.is(kFlagKeyframe)) {
         waiting_keyframe_ = true;
         dropped_messages_++;
         return was_empty && !events_.empty();
       }
+      if (!video) waiting_keyframe_ = true;  // video resumes at a keyframe
     }
   }
   bytes_ += event_bytes(ev);
@@ -123,8 +118,13 @@ StreamInfo Stream::info() const {
   StreamInfo i = info_;
   i.live = publisher_ != nullptr;
   i.subscribers = static_cast<uint32_t>(subscribers_.size());
-  i.dropped_messages = dropped_by_departed_;
-  for (auto& s : subscribers_) i.dropped_messages += s->dropped_messages();
+  i.players = 0;
+  i.dropped_live = 0;
+  for (auto& s : subscribers_) {
+    i.dropped_live += s->dropped_messages();
+    if (s->is_player()) i.players++;
+  }
+  i.dropped_messages = dropped_by_departed_ + i.dropped_live;
   return i;
 }
 
@@ -330,7 +330,8 @@ std::shared_ptr<Stream> Registry::publish(const std::string& key, const std::str
         evicted = stream->publisher_;
       }
     }
-    if (evicted) stream->stop_publish();
+    // Take-over: players see one new publish session (PublishNotify), not
+    // an Unpublish that would end them when players are not kept.
     stream->start_publish(who, query);
     observers = observers_;
   }
@@ -373,6 +374,7 @@ std::shared_ptr<Stream> Registry::subscribe(const std::string& key, const std::s
 void Registry::unsubscribe(const std::shared_ptr<Stream>& stream, Subscriber* s) {
   if (!stream) return;
   std::lock_guard lock(mutex_);
+  departed_drops_ += s->dropped_messages();
   stream->detach(s);
   drop_if_unused_locked(stream->key());
 }
@@ -387,6 +389,12 @@ std::shared_ptr<Stream> Registry::find(const std::string& key) const {
   std::lock_guard lock(mutex_);
   auto it = streams_.find(key);
   return it == streams_.end() ? nullptr : it->second;
+}
+
+uint64_t Registry::dropped_total() const {
+  uint64_t live = 0;
+  for (auto& i : list()) live += i.dropped_live;
+  return departed_drops_.load() + live;
 }
 
 std::vector<StreamInfo> Registry::list() const {

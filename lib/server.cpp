@@ -538,7 +538,11 @@ std::shared_ptr<Server> Server::acquire(const ServerConfig& config, GError** err
   }
   auto server = std::make_shared<Server>(config);
   if (!server->start(error)) return nullptr;
-  if (config.port != 0) g_servers[config.address_key()] = server;
+  // Port 0: registered under the port it got, so that others in the
+  // process (a launcher reading stats) can find it.
+  ServerConfig bound = config;
+  bound.port = server->port();
+  g_servers[bound.address_key()] = server;
   return server;
 }
 
@@ -709,12 +713,12 @@ ServerStats Server::stats() const {
   s.handshake_failures = k.handshake_failures;
   s.rejected_connections = k.rejected;
   s.protocol_errors = k.protocol_errors;
-  s.dropped_messages = k.dropped_by_closed;
+  s.dropped_messages = impl_->registry.dropped_total();
   s.auth_denials = k.auth_denials;
   s.tls_failures = k.tls_failures;
   for (auto& info : impl_->registry.list()) {
     if (info.live) s.publishers++;
-    s.players += info.subscribers;
+    s.players += info.players;
   }
   return s;
 }

@@ -30,6 +30,7 @@ class ServerSession::PlayerSink : public Subscriber {
     }
   }
   uint64_t dropped_messages() const override { return queue.dropped_messages(); }
+  bool is_player() const override { return true; }
   void detach_host() {
     std::lock_guard lock(mutex_);
     host_ = nullptr;
@@ -222,6 +223,13 @@ bool ServerSession::handle_command(const Command& c, const Message& m, GError** 
   if (c.name == "deleteStream" || c.name == "closeStream") {
     double id = m.stream_id;
     if (c.name == "deleteStream") command_number_arg(c, 0, id);
+    // The id is a double from the wire: anything that is not a stream id
+    // we could have created (NaN, negative, huge) names no stream.
+    if (!(id >= 1 && id < next_stream_id_)) {
+      // rtmp2sink sends deleteStream with the stream name: the stream the
+      // message was sent on is the one meant.
+      id = m.stream_id;
+    }
     on_delete_stream(static_cast<uint32_t>(id));
     return true;
   }
@@ -437,7 +445,7 @@ bool ServerSession::start_play(const PlayParams& p, uint32_t sid, GError** error
     return false;
   }
   stream_ = stream;
-  log(log::Level::Info, "subscriber added", {{"total_subscribers", std::to_string(stream->info().subscribers)}});
+  log(log::Level::Info, "subscriber added", {{"total_subscribers", std::to_string(stream->info().players)}});
   return true;
 }
 

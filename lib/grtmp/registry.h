@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include <cstdint>
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -65,8 +66,10 @@ struct StreamInfo {
   uint64_t bytes_in = 0;    // media payload bytes published (this session)
   uint64_t messages_in = 0;
   int64_t publish_started_us = 0;  // g_get_monotonic_time()
-  uint32_t subscribers = 0;
-  uint64_t dropped_messages = 0;   // by slow subscribers, summed
+  uint32_t subscribers = 0;        // everything attached (players, element pads)
+  uint32_t players = 0;            // RTMP play sessions only
+  uint64_t dropped_messages = 0;   // by slow subscribers, summed (present and departed)
+  uint64_t dropped_live = 0;       // by the subscribers attached now
   uint64_t publish_count = 0;      // publish sessions seen on this key
 };
 
@@ -77,6 +80,9 @@ class Subscriber {
   virtual void on_stream_event(const StreamEvent& ev) = 0;
   // Messages this subscriber dropped (for stream stats).
   virtual uint64_t dropped_messages() const { return 0; }
+  // An RTMP player (counted as a player in stats), as opposed to an
+  // in-process consumer such as a GStreamer pad.
+  virtual bool is_player() const { return false; }
 };
 
 // Whoever publishes (a session, rtmpserversink) can be told to leave.
@@ -149,6 +155,8 @@ class Registry {
 
   std::shared_ptr<Stream> find(const std::string& key) const;
   std::vector<StreamInfo> list() const;
+  // Messages dropped by slow subscribers since the registry started.
+  uint64_t dropped_total() const;
   const ServerConfig& config() const { return config_; }
 
  private:
@@ -157,6 +165,7 @@ class Registry {
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<Stream>> streams_;
   std::vector<Observer*> observers_;
+  std::atomic<uint64_t> departed_drops_{0};
 };
 
 // A subscriber's bounded queue, shared by player sessions and elements:
@@ -180,8 +189,10 @@ class PlayerQueue {
   mutable std::mutex mutex_;
   std::deque<StreamEvent> events_;
   uint64_t bytes_ = 0;
-  bool waiting_keyframe_ = false;
-  bool seen_video_ = false;
+  // A new subscriber, a new publish session, and an overflow all wait for
+  // a video keyframe: video frames before it cannot be decoded. Audio is
+  // never held back by this (it decodes on its own).
+  bool waiting_keyframe_ = true;
   uint64_t dropped_messages_ = 0;
   uint64_t drop_events_ = 0;
 };

@@ -148,9 +148,11 @@ TEST(Registry, SecondPublisherRejectedOrTakesOver) {
   // The old publisher's late unpublish must not end the new session.
   reg2.unpublish(s1, &p1);
   EXPECT_TRUE(s2->live());
-  ASSERT_GE(rec->events.size(), 3u);
-  EXPECT_EQ(rec->events[1].kind, StreamEvent::Kind::Unpublish);
-  EXPECT_EQ(rec->events[2].kind, StreamEvent::Kind::Publish);
+  // Players see one new publish session, no Unpublish in between (which
+  // would end them when players are not kept).
+  ASSERT_EQ(rec->events.size(), 2u);
+  EXPECT_EQ(rec->events[0].kind, StreamEvent::Kind::Publish);
+  EXPECT_EQ(rec->events[1].kind, StreamEvent::Kind::Publish);
 }
 
 TEST(Registry, RepublishAfterUnpublishNotifiesPlayers) {
@@ -252,18 +254,45 @@ TEST(PlayerQueue, OverflowDropsToNextKeyframeAndCounts) {
   q.push(ev(video(40, false, 400)));
   q.push(ev(video(80, false, 400)));  // overflow: queued frames dropped
   EXPECT_EQ(q.drop_events(), 1u);
-  q.push(ev(audio(90)));              // dropped: waiting for a keyframe
-  q.push(ev(video(120, false, 100))); // dropped
-  q.push(ev(video(160, true, 300)));  // resumes here
+  q.push(ev(audio(90)));              // audio decodes on its own: kept
+  q.push(ev(video(120, false, 100))); // dropped: waiting for a keyframe
+  q.push(ev(video(160, true, 300)));  // video resumes here
   q.push(ev(video(200, false, 100)));
   std::deque<StreamEvent> out;
   q.take(out);
-  ASSERT_EQ(out.size(), 3u);
+  ASSERT_EQ(out.size(), 4u);
   EXPECT_TRUE(out[0].media.is(kFlagSequenceHeader));
-  EXPECT_EQ(out[1].media.msg.timestamp, 160u);
-  EXPECT_EQ(out[2].media.msg.timestamp, 200u);
-  EXPECT_EQ(q.dropped_messages(), 5u);
+  EXPECT_TRUE(out[1].media.is(kFlagAudio));
+  EXPECT_EQ(out[2].media.msg.timestamp, 160u);
+  EXPECT_EQ(out[3].media.msg.timestamp, 200u);
+  EXPECT_EQ(q.dropped_messages(), 4u);
   EXPECT_TRUE(q.empty());
+}
+
+TEST(PlayerQueue, JoinWithoutGopCacheWaitsForAKeyframe) {
+  PlayerQueue q(1 << 20);
+  auto ev = [](Message m) {
+    StreamEvent e;
+    e.media.flags = classify_message(m);
+    e.media.msg = m;
+    return e;
+  };
+  StreamEvent publish;
+  publish.kind = StreamEvent::Kind::Publish;
+  q.push(publish);
+  q.push(ev(video(0, false, 40, true)));  // sequence header passes
+  q.push(ev(video(40, false)));           // inter frame: held back
+  q.push(ev(audio(50)));                  // audio passes
+  q.push(ev(video(80, true)));            // first picture
+  q.push(ev(video(120, false)));
+  std::deque<StreamEvent> out;
+  q.take(out);
+  ASSERT_EQ(out.size(), 5u);
+  EXPECT_EQ(out[0].kind, StreamEvent::Kind::Publish);
+  EXPECT_TRUE(out[1].media.is(kFlagSequenceHeader));
+  EXPECT_TRUE(out[2].media.is(kFlagAudio));
+  EXPECT_TRUE(out[3].media.is(kFlagKeyframe));
+  EXPECT_EQ(q.dropped_messages(), 1u);
 }
 
 TEST(PlayerQueue, AudioOnlyStreamsResumeWithoutKeyframe) {
