@@ -45,9 +45,9 @@ LiveTotals totals(const MetricsInput& in) {
   for (auto& s : in.streams) {
     if (s.live) t.publishers++;
     t.players += stream_players(s);
-    t.dropped += s.dropped_messages;
   }
-  t.dropped += in.server.dropped_messages;  // connections already closed
+  // The registry's total: present and departed subscribers, counted once.
+  t.dropped = in.server.dropped_messages;
   return t;
 }
 
@@ -81,8 +81,8 @@ void handle_request(SoupServer*, SoupServerMessage* msg, const char* path, GHash
 }  // namespace
 
 uint32_t stream_players(const StreamInfo& info) {
-  uint32_t own = info.live ? 1 : 0;
-  return info.subscribers > own ? info.subscribers - own : 0;
+  // RTMP play sessions only; the launcher's own pads are not players.
+  return info.players;
 }
 
 std::string render_stats_json(const MetricsInput& in) {
