@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "grtmp/server.h"
 #include "guard.h"
@@ -316,6 +317,33 @@ int run(App* app) {
 
 }  // namespace
 
+// The launcher ships with its plugin: when GStreamer's registry does not
+// know "grtmp" (not installed, GST_PLUGIN_PATH unset), load it from beside
+// the executable (build tree: gst/launcher/../libgstgrtmp.so) or from the
+// install directory.
+static void ensure_plugin() {
+  GstPlugin* found = gst_registry_find_plugin(gst_registry_get(), "grtmp");
+  if (found) {
+    gst_object_unref(found);
+    return;
+  }
+  std::vector<std::string> candidates;
+  if (gchar* exe = g_file_read_link("/proc/self/exe", nullptr)) {
+    gchar* dir = g_path_get_dirname(exe);
+    candidates.push_back(std::string(dir) + "/../libgstgrtmp.so");
+    g_free(dir);
+    g_free(exe);
+  }
+  candidates.push_back(GRTMP_PLUGIN_INSTALL_DIR "/libgstgrtmp.so");
+  for (auto& path : candidates) {
+    if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) continue;
+    if (GstPlugin* p = gst_plugin_load_file(path.c_str(), nullptr)) {
+      gst_object_unref(p);
+      return;
+    }
+  }
+}
+
 int main(int argc, char** argv) {
   auto app = std::make_unique<App>();
   switch (parse_options(argc, argv, app->options)) {
@@ -326,6 +354,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   setvbuf(stdout, nullptr, _IOLBF, 0);
   gst_init(nullptr, nullptr);
+  ensure_plugin();
   jlog::install(app->options.level);
   guard_register();
 
