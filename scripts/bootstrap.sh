@@ -13,7 +13,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 PACKAGES=(
   # build
-  meson ninja-build g++ pkg-config python3
+  meson ninja-build g++ pkg-config python3 clang libclang-rt-14-dev
   libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libsoup-3.0-dev
   libgtest-dev libbenchmark-dev
   # runtime of the plugin and launcher
