@@ -248,6 +248,29 @@ TEST_F(ClientSinkTest, ReconnectsAndResendsHeaders) {
   EXPECT_GE(reconnects, 1u);
 }
 
+TEST_F(ClientSinkTest, TimestampsAcrossThe32BitWrapAreRebasedAndMonotonic) {
+  auto rec = record("live/wrap");
+  make_harness("live/wrap");
+  gst_harness_set_src_caps_str(h, "video/x-flv");
+  auto fh = grtmp::flv::file_header(true, false);
+  ASSERT_EQ(gst_harness_push(h, gst_buffer_new_memdup(fh.data(), fh.size())), GST_FLOW_OK);
+  const uint32_t step = 23, first = 0xFFFFFFFFu - 40 * step;
+  const uint8_t asc[] = {0xaf, 0x00, 0x12, 0x10};
+  ASSERT_EQ(gst_harness_push(h, tag_buffer({8, first, grtmp::Bytes::copy(asc, 4)})), GST_FLOW_OK);
+  const int frames = 100;
+  for (int i = 0; i < frames; i++) {
+    std::vector<uint8_t> p(40, uint8_t(i));
+    p[0] = 0xaf;
+    p[1] = 0x01;
+    ASSERT_EQ(gst_harness_push(h, tag_buffer({8, first + uint32_t(i) * step, grtmp::Bytes::copy(p)})), GST_FLOW_OK);
+  }
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  ASSERT_TRUE(wait_for([&] { return rec->count(grtmp::StreamEvent::Kind::Unpublish) == 1; }));
+  auto got = rec->media();
+  ASSERT_EQ(got.size(), 1u + frames);
+  for (int i = 0; i < frames; i++) EXPECT_EQ(got[1 + i].ts, uint32_t(i) * step) << "frame " << i;
+}
+
 class ClientSinkBasics : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { init_gst(); }

@@ -346,6 +346,55 @@ TEST_F(ServerSrcBasics, BindErrorIsAnElementError) {
   g_object_unref(listener);
 }
 
+// AAC audio-only messages with publisher timestamps crossing 2^32 ms.
+std::vector<grtmp::Message> wrapping_audio(uint32_t first_ts, int frames, uint32_t step) {
+  std::vector<grtmp::Message> out;
+  grtmp::Message hdr;
+  hdr.type = grtmp::kMsgAudio;
+  hdr.timestamp = first_ts;
+  const uint8_t asc[] = {0xaf, 0x00, 0x12, 0x10};
+  hdr.payload = grtmp::Bytes::copy(asc, sizeof asc);
+  out.push_back(hdr);
+  for (int i = 0; i < frames; i++) {
+    grtmp::Message m;
+    m.type = grtmp::kMsgAudio;
+    m.timestamp = first_ts + uint32_t(i) * step;  // wraps
+    std::vector<uint8_t> p(40, uint8_t(i));
+    p[0] = 0xaf;
+    p[1] = 0x01;
+    m.payload = grtmp::Bytes::copy(p);
+    out.push_back(m);
+  }
+  return out;
+}
+
+TEST_F(ServerSrcBasics, TimestampsStayMonotonicAcrossThe32BitWrap) {
+  SrcPipeline p("live/wrap");
+  uint16_t port = p.start();
+  auto client = publisher(port, "live/wrap");
+  ASSERT_TRUE(client);
+  const int frames = 100;
+  const uint32_t step = 23;
+  auto msgs = wrapping_audio(0xFFFFFFFFu - 40 * step, frames, step);
+  ASSERT_TRUE(send_all(*client, msgs));
+  client->close();
+  Collected c;
+  collect(p.sink, c);
+  EXPECT_TRUE(c.eos);
+  auto sh = streamheader(c.caps);
+  ASSERT_EQ(sh.size(), 2u) << "FLV header and the AAC sequence header";
+  EXPECT_EQ(buffer_bytes(sh[0])[4], 0x04) << "audio only";
+  ASSERT_EQ(c.buffers.size(), 2u + frames);
+  for (int i = 0; i < frames; i++) {
+    GstBuffer* b = c.buffers[2 + i];
+    Tag t;
+    ASSERT_TRUE(parse_tag_buffer(b, t));
+    EXPECT_EQ(t.ts, uint32_t(i) * step) << "frame " << i;
+    EXPECT_EQ(GST_BUFFER_DTS(b), GstClockTime(i) * step * GST_MSECOND) << "frame " << i;
+    EXPECT_FALSE(GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DELTA_UNIT)) << "audio-only: every frame is a sync point";
+  }
+}
+
 TEST_F(ServerSrcBasics, IsALiveSource) {
   GstElement* pipe = gst_pipeline_new(nullptr);
   GstElement* src = gst_element_factory_make("rtmpserversrc", nullptr);
