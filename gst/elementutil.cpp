@@ -74,6 +74,18 @@ void post_resource_error(GstElement* element, GstResourceError code, const std::
                            debug.empty() ? nullptr : g_strdup(debug.c_str()), file, function, line);
 }
 
+std::string listen_error_text(const std::string& host, unsigned port, const GError* error) {
+  const std::string where = host + ":" + std::to_string(port);
+  std::string reason = error_text(error);
+  if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE)) {
+    reason = "Address already in use";
+  } else {
+    const std::string prefix = "Could not listen on " + where + ": ";
+    if (reason.rfind(prefix, 0) == 0) reason = reason.substr(prefix.size());
+  }
+  return "Could not listen on " + where + ": " + reason;
+}
+
 std::string error_text(const GError* error) {
   return error && error->message ? error->message : "unknown error";
 }

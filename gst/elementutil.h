@@ -31,6 +31,10 @@ void post_resource_error(GstElement* element, GstResourceError code, const std::
 #define GRTMP_POST_RESOURCE_ERROR(el, code, text, debug) \
   ::grtmp::gst::post_resource_error(GST_ELEMENT(el), code, text, debug, __FILE__, GST_FUNCTION, __LINE__)
 
+// "Could not listen on host:port: Address already in use" (the library's
+// own wording trimmed of repetitions).
+std::string listen_error_text(const std::string& host, unsigned port, const GError* error);
+
 // A human-readable reason, for messages: "NetStream.Publish.BadName: ..."
 std::string error_text(const GError* error);
 

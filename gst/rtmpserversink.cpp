@@ -136,9 +136,8 @@ static gboolean gst_grtmp_server_sink_start(GstBaseSink* bsink) {
   auto server = grtmp::Server::acquire(config, &err);
   if (!server) {
     GST_ELEMENT_ERROR(sink, RESOURCE, OPEN_WRITE,
-                      ("Could not listen on %s:%u: %s", config.host.c_str(), config.port,
-                       grtmp::gst::error_text(err).c_str()),
-                      (nullptr));
+                      ("%s", grtmp::gst::listen_error_text(config.host, config.port, err).c_str()),
+                      ("%s", grtmp::gst::error_text(err).c_str()));
     g_clear_error(&err);
     return FALSE;
   }

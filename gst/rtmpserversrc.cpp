@@ -481,10 +481,9 @@ static bool start_server(GstGrtmpServerSrc* src) {
   auto server = grtmp::Server::acquire(config, &err);
   if (!server) {
     GST_ELEMENT_ERROR(src, RESOURCE, OPEN_READ,
-                      ("Could not listen on %s:%u: %s", config.host.c_str(), config.port,
-                       grtmp::gst::error_text(err).c_str()),
-                      ("Server::acquire failed (domain %s, code %d)", err ? g_quark_to_string(err->domain) : "?",
-                       err ? err->code : -1));
+                      ("%s", grtmp::gst::listen_error_text(config.host, config.port, err).c_str()),
+                      ("%s (domain %s, code %d)", grtmp::gst::error_text(err).c_str(),
+                       err ? g_quark_to_string(err->domain) : "?", err ? err->code : -1));
     g_clear_error(&err);
     return false;
   }
