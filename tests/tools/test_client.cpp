@@ -2,6 +2,7 @@
 // end-to-end tests.
 //   grtmp-test-client publish FILE.flv URL [--realtime]   exit 0 when all tags were sent
 //   grtmp-test-client play URL OUT.flv [--seconds S] [--max-tags N]
+//   --insecure (anywhere): accept any rtmps:// certificate
 // Exit codes: 0 ok, 1 other error, 2 usage, 3 connection refused,
 // 4 stream not found, 5 bad name (busy), 6 unauthorized, 7 timeout.
 #include <gio/gio.h>
@@ -33,6 +34,15 @@ static int fail(GError* e) {
   return code;
 }
 
+// --insecure: accept any RTMPS certificate (self-signed ones in tests).
+static bool g_insecure = false;
+
+static ClientOptions client_options() {
+  ClientOptions o;
+  if (g_insecure) o.tls_validation_flags = static_cast<GTlsCertificateFlags>(0);
+  return o;
+}
+
 static int publish(const char* path, const char* url_text, bool realtime) {
   GError* err = nullptr;
   gchar* data = nullptr;
@@ -45,7 +55,7 @@ static int publish(const char* path, const char* url_text, bool realtime) {
   if (!ok) return fail(err);
   Url url;
   if (!parse_url(url_text, url, &err)) return fail(err);
-  Client client;
+  Client client(client_options());
   if (!client.connect(url, nullptr, &err) || !client.publish(nullptr, &err)) return fail(err);
   int64_t start = g_get_monotonic_time();
   uint32_t first_ts = tags.empty() ? 0 : tags[0].timestamp;
@@ -66,7 +76,7 @@ static int play(const char* url_text, const char* out_path, double seconds, long
   GError* err = nullptr;
   Url url;
   if (!parse_url(url_text, url, &err)) return fail(err);
-  Client client;
+  Client client(client_options());
   if (!client.connect(url, nullptr, &err) || !client.play(nullptr, &err)) return fail(err);
   FILE* f = fopen(out_path, "wb");
   if (!f) {
@@ -106,6 +116,13 @@ static int play(const char* url_text, const char* out_path, double seconds, long
 }
 
 int main(int argc, char** argv) {
+  // --insecure may come anywhere; drop it from argv.
+  int w = 1;
+  for (int r = 1; r < argc; r++) {
+    if (!strcmp(argv[r], "--insecure")) g_insecure = true;
+    else argv[w++] = argv[r];
+  }
+  argc = w;
   if (argc >= 4 && !strcmp(argv[1], "publish"))
     return publish(argv[2], argv[3], argc > 4 && !strcmp(argv[4], "--realtime"));
   if (argc >= 4 && !strcmp(argv[1], "play")) {
