@@ -1,0 +1,523 @@
+#!/usr/bin/env python3
+"""End-to-end tests of gst-rtmp-client (gst/client-cli, docs/client.md).
+
+publish (MP4 H.264/AAC, --loop) to grtmp-test-server and nginx-rtmp, read
+back with ffmpeg; play -o with --duration checked with ffprobe; probe --json
+checked against the generated stream; every error exit code provoked.
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rtmptest import *  # noqa: E402,F401,F403
+
+WIDTH, HEIGHT, FPS, RATE = 320, 240, 25, 44100
+
+
+# ---------------------------------------------------------------- helpers
+
+def cli_exe() -> str:
+    return os.environ.get('GRTMP_CLIENT_CLI') or os.path.join(build_dir(), 'gst', 'client-cli', 'gst-rtmp-client')
+
+
+def cli_env() -> dict:
+    # The project's plugin (rtmpclientsink/src) next to the system's
+    # (parsebin, flvmux, h264parse, ...).
+    return gst_env(system_plugins=True)
+
+
+def cli(*args, timeout: float = 60.0):
+    """Runs gst-rtmp-client; returns (rc, stdout, stderr)."""
+    cmd = [cli_exe()] + [str(a) for a in args]
+    t0 = time.monotonic()
+    rc, out, err = run(cmd, timeout=timeout, env=cli_env())
+    log(f'  $ {" ".join(cmd)} -> rc {rc} in {time.monotonic() - t0:.1f}s')
+    if err.strip():
+        log('    stderr: ' + err.strip().replace('\n', '\n    stderr: ')[-1500:])
+    return rc, out, err
+
+
+def cli_spawn(*args, name='gst-rtmp-client'):
+    return spawn([cli_exe()] + [str(a) for a in args], env=cli_env(), name=name)
+
+
+def server_exe() -> str:
+    return os.environ.get('GRTMP_TEST_SERVER') or os.path.join(build_dir(), 'tests', 'grtmp-test-server')
+
+
+class Server:
+    """grtmp-test-server --port 0 (prints `PORT n`; GLib logs go to the same file)."""
+
+    def __init__(self, *args):
+        self.args = [str(a) for a in args]
+        self.proc = None
+        self.port = None
+
+    def __enter__(self):
+        self.proc = spawn([server_exe(), '--port', '0'] + self.args, name='grtmp-server')
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            m = re.search(r'^PORT (\d+)\s*$', self.proc.read_stderr(), re.M)
+            if m:
+                self.port = int(m.group(1))
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        rc, text = stop_process(self.proc)
+        raise RuntimeError(f'grtmp-test-server did not start (rc={rc}):\n{text}')
+
+    def __exit__(self, *exc):
+        stop_process(self.proc)
+        return False
+
+    def url(self, app='live', name='test') -> str:
+        return f'rtmp://127.0.0.1:{self.port}/{app}/{name}'
+
+
+class SilentListener:
+    """A TCP listener that accepts and never answers (for timeouts)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stop = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+                self.conns.append(c)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop = True
+        self.thread.join(2)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+        return False
+
+
+_MEDIA = {}
+
+
+def media(seconds=5, fmt='mp4') -> str:
+    """Generated H.264/AAC test media (320x240, 25 fps, 44.1 kHz mono sine), cached."""
+    key = (seconds, fmt)
+    if key not in _MEDIA:
+        _MEDIA[key] = make_media(tmp_path(f'in_{seconds}s.{fmt}'), seconds, size=f'{WIDTH}x{HEIGHT}', fps=FPS,
+                                 gop=FPS, sample_rate=RATE, fmt=fmt)
+    return _MEDIA[key]
+
+
+def wait_stream(url, timeout=10.0) -> bool:
+    """Waits until `url` plays (probe succeeds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rc, out, err = run([cli_exe(), 'probe', url, '--json', '--timeout', '2'], timeout=10, env=cli_env())
+        if rc == 0:
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def decode_while_publishing(url, what):
+    """ffmpeg plays `url` (waiting for the publisher: both servers let a
+    player wait) while our publish of a 5 s MP4 runs: frames, no errors."""
+    path = media(5)
+    result = {}
+    reader = threading.Thread(target=lambda: result.update(ffmpeg_decode(url, timeout=40, duration=3)))
+    reader.start()
+    time.sleep(1.0)
+    pub = cli_spawn('publish', path, url)
+    reader.join(60)
+    try:
+        rc = pub.wait(timeout=20)  # a 5 s file in real time
+    except subprocess.TimeoutExpired:
+        rc = None
+    _, err = stop_process(pub)
+    r = result
+    log(f'  {what}: ffmpeg decoded {r.get("video_frames")} video, {r.get("audio_frames")} audio frames, '
+        f'rc {r.get("returncode")}, errors {r.get("errors", [])[:3]}')
+    check(r.get('video_frames', 0) > 2 * FPS, f'{what}: video frames decoded {r.get("video_frames")}')
+    check(r.get('audio_frames', 0) > 0, f'{what}: audio frames decoded {r.get("audio_frames")}')
+    check(not r.get('errors'), f'{what}: decode errors {r.get("errors", [])[:3]}')
+    check(r.get('returncode') == 0, f'{what}: ffmpeg rc {r.get("returncode")}')
+    check(rc == 0, f'{what}: publish rc {rc}: {err[-500:]}')
+    return r
+
+
+def check_recording(path, what):
+    info = ffprobe_info(path)
+    log(f'  {what}: ffprobe {path}: {info["format_name"]} duration {info["duration"]} '
+        f'{[(s["codec_name"], s["width"], s["height"], s["sample_rate"]) for s in info["streams"]]} {info["error"]}')
+    check(info['returncode'] == 0, f'{what}: ffprobe rc {info["returncode"]}: {info["error"]}')
+    # live_flv: ffmpeg's name for an FLV whose metadata says "NGINX RTMP".
+    check(info['format_name'] in ('flv', 'live_flv'), f'{what}: format {info["format_name"]}')
+    check(info['video'] and info['video']['codec_name'] == 'h264', f'{what}: video {info["video"]}')
+    check(info['audio'] and info['audio']['codec_name'] == 'aac', f'{what}: audio {info["audio"]}')
+    d = info['duration']
+    check(d is not None and 2.5 <= d <= 3.5, f'{what}: duration {d} (want 2.5-3.5 s)')
+    r = ffmpeg_decode(path, timeout=30)
+    check(r['video_frames'] > 0 and not r['errors'], f'{what}: file decode {r["video_frames"]} frames, {r["errors"][:3]}')
+
+
+# ---------------------------------------------------------------- tests
+
+def test_help_and_usage():
+    require(cli_exe())
+    rc, out, err = cli('--help')
+    check(rc == 0 and 'publish' in out and 'probe' in out and 'Exit codes' in out, f'--help rc {rc}')
+    for args in (['-help'], ['help'], ['help', 'publish'], ['probe', '--help'], ['play', '-h']):
+        rc, out, _ = cli(*args)
+        check(rc == 0 and 'Usage' in out, f'{args} rc {rc}')
+    rc, out, _ = cli('--version')
+    check(rc == 0 and re.search(r'\d+\.\d+\.\d+', out), f'--version rc {rc} {out!r}')
+    rc, out, _ = cli('-version')
+    check(rc == 0, f'-version rc {rc}')
+    for args in ([], ['frobnicate'], ['probe'], ['publish', 'x.mp4'], ['probe', 'rtmp://h/a/s', '--bogus'],
+                 ['play', 'rtmp://h/a/s', '--duration', 'soon'], ['probe', 'http://h/a/s'],
+                 ['probe', 'rtmp://h/app'], ['publish', 'x', 'rtmp://h/a/s', '--json']):
+        rc, out, err = cli(*args)
+        check(rc == 2, f'{args}: usage error rc {rc} (want 2)')
+        check(args == [] or len(err.strip().splitlines()) <= 2, f'{args}: short error {err!r}')
+
+
+def test_publish_mp4_to_our_server():
+    require('ffmpeg', cli_exe())
+    with Server() as srv:
+        decode_while_publishing(srv.url('live', 'pub'), 'our server')
+
+
+def test_publish_mp4_to_nginx():
+    require('ffmpeg', 'nginx', cli_exe())
+    with Nginx() as ngx:
+        decode_while_publishing(ngx.url('live', 'pub'), 'nginx-rtmp')
+
+
+def test_publish_other_containers():
+    """FLV and MPEG-TS inputs (flvdemux / tsdemux behind parsebin), --no-realtime."""
+    require('ffmpeg', cli_exe())
+    with Server('--gop-cache', '1') as srv:
+        for fmt in ('flv', 'mpegts'):
+            path = media(3, fmt)
+            url = srv.url('live', 'c' + fmt)
+            rc, out, err = cli('publish', path, url, '--no-realtime', timeout=30)
+            check(rc == 0, f'{fmt}: publish rc {rc}: {err[-300:]}')
+            # "published 00:00:03.0 of media in 00:00:00.1 (...)"
+            m = re.search(r'published (\d+):(\d+):([\d.]+) of media in (\d+):(\d+):([\d.]+)', out)
+            check(m, f'{fmt}: summary line {out!r}')
+            if m:
+                media_s = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+                wall_s = int(m.group(4)) * 3600 + int(m.group(5)) * 60 + float(m.group(6))
+                check(media_s >= 2.8, f'{fmt}: published {media_s} s of a 3 s file')
+                check(wall_s < 2.0, f'{fmt}: --no-realtime took {wall_s} s for 3 s of media')
+        # Real time by default: 3 s of media take about 3 s.
+        t0 = time.monotonic()
+        rc, out, err = cli('publish', media(3, 'mp4'), srv.url('live', 'rt'), timeout=30)
+        dt = time.monotonic() - t0
+        check(rc == 0 and 2.7 <= dt <= 15, f'realtime publish rc {rc} in {dt:.1f}s (3 s of media)')
+
+
+def test_publish_loop():
+    """--loop: one connection, timestamps keep increasing across passes."""
+    require('ffmpeg', cli_exe())
+    with Server() as srv:
+        url = srv.url('live', 'loop')
+        pub = cli_spawn('publish', media(2), url, '--loop')
+        try:
+            time.sleep(0.5)
+            r = ffmpeg_decode(url, timeout=30, duration=6)
+        finally:
+            rc, err = stop_process(pub, sig=2)  # SIGINT: stops cleanly
+        log(f'  loop: decoded {r["video_frames"]} video, {r["audio_frames"]} audio frames, errors {r["errors"][:3]}')
+        check(rc == 0, f'loop publisher rc {rc} after SIGINT: {err[-300:]}')
+        check(r['video_frames'] >= 6 * FPS * 0.8, f'loop: {r["video_frames"]} video frames in 6 s of a 2 s file')
+        check(not r['errors'], f'loop: decode errors {r["errors"][:3]}')
+        for idx, s in r['streams'].items():
+            pts = s['pts']
+            back = [(a, b) for a, b in zip(pts, pts[1:]) if b < a]
+            check(not back, f'loop: stream {idx} ({s["type"]}) timestamps go back: {back[:3]}')
+            if s['type'] == 'video' and pts:
+                check(pts[-1] - pts[0] >= 5 * FPS * 0.8, f'loop: video spans {pts[0]}..{pts[-1]} frames')
+
+
+def test_play_record_our_server():
+    require('ffmpeg', 'ffprobe', cli_exe())
+    with Server() as srv:
+        url = srv.url('live', 'rec')
+        pub = ffmpeg_publish(url, media(5), realtime=True, loop=True)
+        try:
+            check(wait_stream(url), 'stream did not start')
+            out = tmp_path('rec_ours.flv')
+            rc, so, err = cli('play', url, '-o', out, '--duration', '3', timeout=30)
+            check(rc == 0, f'play rc {rc}: {err[-300:]}')
+            check('recorded' in so, f'summary line {so!r}')
+            check_recording(out, 'our server')
+        finally:
+            stop_process(pub)
+
+
+def test_play_record_nginx():
+    require('ffmpeg', 'ffprobe', 'nginx', cli_exe())
+    with Nginx() as ngx:
+        url = ngx.url('live', 'rec')
+        pub = ffmpeg_publish(url, media(5), realtime=True, loop=True)
+        try:
+            check(wait_stream(url), 'stream did not start')
+            out = tmp_path('rec_nginx.flv')
+            rc, so, err = cli('play', url, '-o', out, '-duration', '3', timeout=30)  # one-dash flags
+            check(rc == 0, f'play rc {rc}: {err[-300:]}')
+            check_recording(out, 'nginx-rtmp')
+        finally:
+            stop_process(pub)
+
+
+def test_play_until_the_end():
+    """play -o without --duration: a player waiting before the publisher
+    records the whole 3 s publish and exits 0 when the stream ends."""
+    require('ffprobe', cli_exe())
+    for kind in ('ours', 'nginx'):
+        if kind == 'nginx' and not have('nginx'):
+            continue
+        ctx = Server() if kind == 'ours' else Nginx()
+        with ctx as srv:
+            url = srv.url('live', 'whole')
+            out = tmp_path(f'whole_{kind}.flv')
+            player = spawn([cli_exe(), 'play', url, '-o', out, '--timeout', '3'], env=cli_env(), name='player')
+            time.sleep(1.0)
+            rc, _, err = cli('publish', media(3), url, '-q', timeout=30)
+            check(rc == 0, f'{kind}: publish rc {rc}: {err[-300:]}')
+            try:
+                prc = player.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                prc = None
+            _, perr = stop_process(player)
+            check(prc == 0, f'{kind}: play rc {prc} after the publisher left: {perr[-300:]}')
+            d = ffprobe_info(out)['duration']
+            check(d is not None and 2.5 <= d <= 3.5, f'{kind}: recorded duration {d} (want about 3 s)')
+
+
+def test_play_window():
+    """Without -o: decodebin to a window (on Xvfb when it is installed)."""
+    require('Xvfb', 'ffmpeg', cli_exe())
+    display = None
+    for n in range(90, 110):
+        if not os.path.exists(f'/tmp/.X11-unix/X{n}') and not os.path.exists(f'/tmp/.X{n}-lock'):
+            display = f':{n}'
+            break
+    if display is None:
+        skip('no free X display number')
+    xvfb = spawn(['Xvfb', display, '-screen', '0', '640x480x24', '-nolisten', 'tcp'], name='xvfb')
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(f'/tmp/.X11-unix/X{display[1:]}') and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with Server() as srv:
+            url = srv.url('live', 'window')
+            pub = ffmpeg_publish(url, media(5), realtime=True, loop=True)
+            try:
+                check(wait_stream(url), 'stream did not start')
+                env = cli_env()
+                env['DISPLAY'] = display
+                env.pop('WAYLAND_DISPLAY', None)
+                rc, out, err = run([cli_exe(), 'play', url, '--duration', '2'], timeout=30, env=env)
+                log(f'  window: rc {rc} {out.strip()!r}')
+                check(rc == 0 and 'played' in out, f'window play rc {rc}: {err[-400:]}')
+                m = re.search(r'\((\d+) video', out)
+                check(m and int(m.group(1)) >= 40, f'window: video frames {out!r}')
+            finally:
+                stop_process(pub)
+    finally:
+        stop_process(xvfb)
+
+
+def test_play_without_display():
+    require(cli_exe())
+    env = cli_env()
+    env.pop('DISPLAY', None)
+    env.pop('WAYLAND_DISPLAY', None)
+    rc, out, err = run([cli_exe(), 'play', 'rtmp://127.0.0.1:1/live/x'], timeout=20, env=env)
+    check(rc != 0 and 'no display: use -o FILE.flv' in err, f'no display: rc {rc} {err!r}')
+
+
+def check_probe(j, what):
+    v, a = j.get('video') or {}, j.get('audio') or {}
+    check(v.get('codec') == 'H264', f'{what}: video codec {v.get("codec")}')
+    check((v.get('width'), v.get('height')) == (WIDTH, HEIGHT), f'{what}: size {v.get("width")}x{v.get("height")}')
+    check(v.get('fps') is not None and abs(v['fps'] - FPS) < 1, f'{what}: fps {v.get("fps")}')
+    check(a.get('codec') == 'AAC', f'{what}: audio codec {a.get("codec")}')
+    check(a.get('sample_rate') == RATE, f'{what}: sample rate {a.get("sample_rate")}')
+    check(a.get('channels') == 1, f'{what}: channels {a.get("channels")} (the sine is mono)')
+    k = j.get('first_keyframe_ms')
+    check(isinstance(k, int) and 0 <= k <= 5000, f'{what}: first keyframe ms {k}')
+    check(j.get('connect_ms') is not None and j['connect_ms'] <= k, f'{what}: connect_ms {j.get("connect_ms")}')
+    b = j.get('bitrate_kbps')
+    check(b is not None and 20 < b < 5000, f'{what}: bitrate {b} kbit/s')
+    check(j.get('complete') is True, f'{what}: complete {j.get("complete")} ({j.get("note")})')
+
+
+def test_probe_json():
+    require('ffmpeg', cli_exe())
+    with Server() as srv:
+        url = srv.url('live', 'probe')
+        # Our own publisher, looping: the probe sees the generated stream.
+        pub = cli_spawn('publish', media(5), url, '--loop', '-q')
+        try:
+            check(wait_stream(url), 'stream did not start')
+            rc, out, err = cli('probe', url, '--json', '--timeout', '5', timeout=30)
+            check(rc == 0, f'probe rc {rc}: {err}')
+            j = json.loads(out)
+            log('  probe: ' + out.strip()[:600])
+            check_probe(j, 'our server')
+            rc, out, err = cli('probe', url, timeout=30)
+            check(rc == 0 and 'H264 320x240' in out and 'AAC' in out and '44100 Hz' in out,
+                  f'probe text rc {rc}: {out!r}')
+        finally:
+            stop_process(pub, sig=2)
+    with Nginx() as ngx:
+        url = ngx.url('live', 'probe')
+        pub = ffmpeg_publish(url, media(5), realtime=True, loop=True)
+        try:
+            check(wait_stream(url), 'nginx stream did not start')
+            rc, out, err = cli('probe', url, '-json', timeout=30)
+            check(rc == 0, f'nginx probe rc {rc}: {err}')
+            check_probe(json.loads(out or '{}'), 'nginx-rtmp')
+        finally:
+            stop_process(pub)
+
+
+def one_line_error(err, want, what):
+    lines = [l for l in err.strip().splitlines() if l.startswith('gst-rtmp-client: error:')]
+    check(len(lines) == 1, f'{what}: one error line, got {err!r}')
+    if want:
+        check(lines and want in lines[0], f'{what}: error names {want!r}: {err!r}')
+
+
+def test_exit_3_refused():
+    require(cli_exe())
+    port = free_port()
+    url = f'rtmp://127.0.0.1:{port}/live/x'
+    for args in (['probe', url], ['play', url, '-o', tmp_path('refused.flv')], ['publish', media(5), url]):
+        rc, out, err = cli(*args, timeout=30)
+        check(rc == 3, f'{args[0]}: closed port rc {rc} (want 3)')
+        one_line_error(err, 'refused', args[0])
+
+
+def test_exit_4_not_found():
+    require(cli_exe())
+    with Server('--missing', 'notfound') as srv:
+        url = srv.url('live', 'missing')
+        for args in (['probe', url], ['play', url, '-o', tmp_path('nf.flv')]):
+            rc, out, err = cli(*args, timeout=30)
+            check(rc == 4, f'{args[0]}: missing stream rc {rc} (want 4)')
+            one_line_error(err, 'NetStream.Play.StreamNotFound', args[0])
+
+
+def test_exit_5_bad_name():
+    require('ffmpeg', cli_exe())
+    with Server() as srv:
+        url = srv.url('live', 'busy')
+        pub = ffmpeg_publish(url, media(5), realtime=True, loop=True)
+        try:
+            check(wait_stream(url), 'stream did not start')
+            rc, out, err = cli('publish', media(5), url, timeout=30)
+            check(rc == 5, f'publish to a busy key rc {rc} (want 5)')
+            one_line_error(err, 'NetStream.Publish.BadName', 'publish busy')
+        finally:
+            stop_process(pub)
+
+
+def test_exit_6_unauthorized():
+    require(cli_exe())
+    rules = tmp_path('tokens.txt')
+    with open(rules, 'w') as f:
+        f.write('publish live/secure goodtoken\nplay live/secure viewer\n')
+    with Server('--tokens', rules) as srv:
+        base = srv.url('live', 'secure')
+        rc, out, err = cli('publish', media(5), base + '?token=wrong', timeout=30)
+        check(rc == 6, f'publish with a wrong token rc {rc} (want 6)')
+        one_line_error(err, 'NetStream.Publish.Unauthorized', 'publish token')
+        check('wrong' not in err + out, f'the token is not printed: {err!r} {out!r}')
+        rc, out, err = cli('probe', base + '?token=wrong', timeout=30)
+        check(rc == 6, f'probe with a wrong token rc {rc} (want 6)')
+        one_line_error(err, 'NetStream.Play.Unauthorized', 'probe token')
+        check('wrong' not in err + out, f'the token is not printed: {err!r} {out!r}')
+        # The right token publishes.
+        pub = cli_spawn('publish', media(5), base + '?token=goodtoken', '-q')
+        try:
+            check(wait_stream(base + '?token=viewer'), 'publish with the right token did not start')
+        finally:
+            stop_process(pub, sig=2)
+
+
+def test_exit_2_bad_input():
+    require(cli_exe())
+    port = free_port()
+    url = f'rtmp://127.0.0.1:{port}/live/x'
+    rc, out, err = cli('publish', tmp_path('does-not-exist.mp4'), url)
+    check(rc == 2, f'missing file rc {rc} (want 2)')
+    one_line_error(err, 'does-not-exist.mp4', 'missing file')
+    junk = tmp_path('junk.mp4')
+    with open(junk, 'wb') as f:
+        f.write(b'this is not a media file\n' * 100)
+    rc, out, err = cli('publish', junk, url)
+    check(rc == 2, f'unsupported file rc {rc} (want 2)')
+    one_line_error(err, 'junk.mp4', 'junk file')
+    rc, out, err = cli('publish', tmp_dir(), url)
+    check(rc == 2, f'directory rc {rc} (want 2)')
+
+
+def test_exit_7_timeout():
+    require(cli_exe())
+    with SilentListener() as l:
+        url = f'rtmp://127.0.0.1:{l.port}/live/x'
+        for args in (['probe', url, '--timeout', '2'], ['play', url, '-o', tmp_path('to.flv'), '--timeout', '2'],
+                     ['publish', media(5), url, '--timeout', '2']):
+            t0 = time.monotonic()
+            rc, out, err = cli(*args, timeout=30)
+            dt = time.monotonic() - t0
+            check(rc == 7, f'{args[0]}: silent server rc {rc} (want 7)')
+            check(dt < 8, f'{args[0]}: --timeout 2 took {dt:.1f}s')
+            one_line_error(err, 'timed out', args[0])
+
+
+if __name__ == '__main__':
+    main([
+        test_help_and_usage,
+        test_publish_mp4_to_our_server,
+        test_publish_mp4_to_nginx,
+        test_publish_other_containers,
+        test_publish_loop,
+        test_play_record_our_server,
+        test_play_record_nginx,
+        test_play_until_the_end,
+        test_play_window,
+        test_play_without_display,
+        test_probe_json,
+        test_exit_3_refused,
+        test_exit_4_not_found,
+        test_exit_5_bad_name,
+        test_exit_6_unauthorized,
+        test_exit_2_bad_input,
+        test_exit_7_timeout,
+    ])
