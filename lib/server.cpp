@@ -105,8 +105,16 @@ class LoopWorker : public std::enable_shared_from_this<LoopWorker> {
       : loop(ctx), registry_(registry), config_(config), counters_(counters) {
     loop.set_dirty_handler([this](const std::vector<uint64_t>& ids) {
       for (uint64_t id : ids) {
-        auto it = connections_.find(id);
-        if (it != connections_.end()) it->second->pump();
+        Connection* c = find(id);
+        if (!c) continue;
+        // Merged writes: wait up to output_batch_ms so one sendmsg()
+        // carries several messages, unless a lot is already waiting.
+        if (config_.output_batch_ms == 0 || c->session().queued_bytes() >= kBatchFlushBytes) {
+          c->pump();
+          continue;
+        }
+        batched_.push_back(id);
+        arm_batch_timer();
       }
     });
     loop.set_tick_handler([this](int64_t now) {
@@ -116,7 +124,31 @@ class LoopWorker : public std::enable_shared_from_this<LoopWorker> {
       for (auto* c : all) c->tick(now);
     });
   }
-  ~LoopWorker() { loop.stop(); }
+  ~LoopWorker() {
+    loop.stop();
+    if (batch_timer_) {
+      g_source_destroy(batch_timer_);
+      g_source_unref(batch_timer_);
+    }
+  }
+
+  static constexpr size_t kBatchFlushBytes = 64 * 1024;
+
+  void arm_batch_timer() {
+    if (batch_timer_) return;
+    batch_timer_ = g_timeout_source_new(config_.output_batch_ms);
+    g_source_set_callback(batch_timer_, [](gpointer self) -> gboolean {
+      auto* w = static_cast<LoopWorker*>(self);
+      g_source_unref(w->batch_timer_);
+      w->batch_timer_ = nullptr;
+      std::vector<uint64_t> ids;
+      ids.swap(w->batched_);
+      for (uint64_t id : ids)
+        if (Connection* c = w->find(id)) c->pump();
+      return G_SOURCE_REMOVE;
+    }, this, nullptr);
+    g_source_attach(batch_timer_, loop.context());
+  }
 
   void adopt(GSocket* socket, uint64_t id, std::string remote, GTlsCertificate* tls_cert) {
     auto c = std::make_unique<Connection>(this, socket, id, std::move(remote), registry_, config_, counters_, tls_cert);
@@ -158,6 +190,8 @@ class LoopWorker : public std::enable_shared_from_this<LoopWorker> {
   const ServerConfig& config_;
   Counters& counters_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
+  std::vector<uint64_t> batched_;  // woken players waiting for the batch timer
+  GSource* batch_timer_ = nullptr;
 };
 
 Connection::Connection(LoopWorker* worker, GSocket* socket, uint64_t id, std::string remote, Registry& registry,

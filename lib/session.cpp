@@ -100,6 +100,7 @@ bool ServerSession::fail(GError** error, int code, const char* reason) {
 }
 
 uint64_t ServerSession::dropped_messages() const { return player_ ? player_->queue.dropped_messages() : 0; }
+size_t ServerSession::queued_bytes() const { return player_ ? player_->queue.bytes() : 0; }
 
 void ServerSession::send(const Message& m) { writer_.write(m, out_); }
 
@@ -131,19 +132,30 @@ bool ServerSession::on_receive(const uint8_t* data, size_t len, GError** error) 
     if (len == 0) return true;
   }
   inbox_.clear();
-  bool ok = reader_.feed(data, len, inbox_, error);
-  // Messages completed before a framing error are still handled.
+  GError* framing = nullptr;
+  bool ok = reader_.feed(data, len, inbox_, &framing);
+  // Messages completed before a framing error are still handled; the
+  // framing error is reported after them.
   for (auto& m : inbox_) {
     if (auth_pending()) {
       // A client has no reason to send much before it is answered.
-      if (deferred_.size() >= 256) return fail(error, GRTMP_ERROR_LIMIT, "too many messages while authorization is pending");
+      if (deferred_.size() >= 256) {
+        g_clear_error(&framing);
+        return fail(error, GRTMP_ERROR_LIMIT, "too many messages while authorization is pending");
+      }
       deferred_.push_back(std::move(m));
       continue;
     }
-    if (!handle_message(m, error)) return false;
+    if (!handle_message(m, error)) {
+      g_clear_error(&framing);
+      return false;
+    }
   }
   inbox_.clear();
-  if (!ok) return false;
+  if (!ok) {
+    g_propagate_error(error, framing);
+    return false;
+  }
   uint32_t seq;
   if (ack_.on_bytes(bytes_in_, seq)) send(control::acknowledgement(seq));
   return true;

@@ -51,6 +51,12 @@ struct ServerConfig {
   uint64_t gop_cache_max_bytes = 32u << 20;
   uint32_t gop_cache_max_duration_ms = 15000;
 
+  // Merged writes: a woken player is written at most once per this many
+  // milliseconds, so one sendmsg() carries several messages (SRS calls
+  // this "merged write"). 0 writes at every wakeup. Joins are not delayed:
+  // a new player's catch-up data is written at once.
+  uint32_t output_batch_ms = 40;
+
   // Per-player queue: past this many queued bytes the player drops to the
   // next keyframe (drops are counted).
   uint64_t player_queue_max_bytes = 8u << 20;

@@ -84,6 +84,8 @@ class ServerSession {
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
   uint64_t dropped_messages() const;
+  // Payload bytes waiting in the player queue (0 when not playing).
+  size_t queued_bytes() const;
   // Bytes the I/O layer should not exceed in output() before it stops
   // pumping player data (the rest waits in the player queue where the
   // drop-to-keyframe policy applies).

@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
     else if (a == "--max-connections-per-ip") cfg.max_connections_per_ip = std::stoul(next());
     else if (a == "--max-streams") cfg.max_streams = std::stoul(next());
     else if (a == "--max-players") cfg.max_players_per_stream = std::stoul(next());
+    else if (a == "--batch-ms") cfg.output_batch_ms = std::stoul(next());
     else {
       fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
