@@ -88,6 +88,7 @@ struct ChunkReader::Impl {
     // Message being assembled.
     bool in_progress = false;
     uint32_t received = 0;
+    uint32_t cap = 0;        // allocated bytes of buf (grows as bytes arrive)
     uint8_t* buf = nullptr;
   };
 
@@ -114,6 +115,7 @@ struct ChunkReader::Impl {
     if (!s->in_progress) return;
     g_free(s->buf);
     s->buf = nullptr;
+    s->cap = 0;
     buffered -= s->length;
     s->in_progress = false;
     s->received = 0;
@@ -159,6 +161,14 @@ bool ChunkReader::Impl::run(ChunkReader& r, const uint8_t* p, size_t n, std::vec
   while (n > 0) {
     if (state == State::Payload) {
       size_t k = std::min<size_t>(n, chunk_left);
+      if (cur->received + k > cur->cap) {
+        // The buffer grows with what arrived (doubling, up to the announced
+        // length): a peer announcing a 16 MB message and sending nothing
+        // costs 64 KiB, not 16 MB, so many such peers cannot exhaust memory.
+        uint32_t want = std::max<uint32_t>(cur->cap * 2, cur->received + static_cast<uint32_t>(k));
+        cur->cap = std::min(cur->length, want);
+        cur->buf = static_cast<uint8_t*>(g_realloc(cur->buf, cur->cap));
+      }
       std::memcpy(cur->buf + cur->received, p, k);
       cur->received += static_cast<uint32_t>(k);
       chunk_left -= static_cast<uint32_t>(k);
@@ -312,6 +322,9 @@ bool ChunkReader::Impl::on_header_complete(ChunkReader& r, uint32_t t, bool ext,
   return start_message(r, out, error);
 }
 
+// First allocation for a message; larger messages grow as bytes arrive.
+static constexpr uint32_t kInitialMessageBuffer = 64 * 1024;
+
 bool ChunkReader::Impl::start_message(ChunkReader& r, std::vector<Message>& out, GError** error) {
   Stream* s = cur;
   if (buffered + s->length > r.limits_.max_buffered_bytes) {
@@ -328,7 +341,8 @@ bool ChunkReader::Impl::start_message(ChunkReader& r, std::vector<Message>& out,
     reset_header_staging();
     return complete_message(r, out, error);
   }
-  s->buf = static_cast<uint8_t*>(g_malloc(s->length));
+  s->cap = std::min<uint32_t>(s->length, kInitialMessageBuffer);
+  s->buf = static_cast<uint8_t*>(g_malloc(s->cap));
   buffered += s->length;
   begin_chunk(r);
   return true;
@@ -355,6 +369,7 @@ bool ChunkReader::Impl::complete_message(ChunkReader& r, std::vector<Message>& o
     buffered -= s->length;
   }
   s->buf = nullptr;
+  s->cap = 0;
   s->in_progress = false;
   s->received = 0;
 

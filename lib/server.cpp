@@ -495,6 +495,10 @@ struct Server::Impl {
    public:
     Listener(Impl* impl, GSocket* socket, bool tls) : impl_(impl), socket(socket), tls(tls) {}
     ~Listener() override {
+      if (resume_source) {
+        g_source_destroy(resume_source);
+        g_source_unref(resume_source);
+      }
       g_socket_close(socket, nullptr);
       g_object_unref(socket);
     }
@@ -503,10 +507,31 @@ struct Server::Impl {
     GSocket* socket;
     bool tls;
     uint16_t port = 0;
+    bool paused = false;
+    GSource* resume_source = nullptr;
   };
   std::vector<std::unique_ptr<Listener>> listeners;
 
   void accept_ready(Listener& l);
+  static constexpr guint kAcceptPauseMs = 250;
+  // Loop thread of workers[0] only.
+  void pause_listener(Listener& l) {
+    if (l.paused) return;
+    l.paused = true;
+    EventLoop& loop = workers[0]->loop;
+    loop.remove_fd(g_socket_get_fd(l.socket));
+    GSource* t = g_timeout_source_new(kAcceptPauseMs);
+    g_source_set_callback(t, [](gpointer data) -> gboolean {
+      auto* lp = static_cast<Listener*>(data);
+      lp->paused = false;
+      g_source_unref(lp->resume_source);
+      lp->resume_source = nullptr;
+      lp->impl_->workers[0]->loop.add_fd(g_socket_get_fd(lp->socket), EPOLLIN, lp);
+      return G_SOURCE_REMOVE;
+    }, &l, nullptr);
+    g_source_attach(t, loop.context());
+    l.resume_source = t;
+  }
   bool listen(const std::string& host, uint16_t port, bool tls, GError** error);
 };
 
@@ -515,8 +540,15 @@ void Server::Impl::accept_ready(Listener& l) {
     GError* err = nullptr;
     GSocket* s = g_socket_accept(l.socket, nullptr, &err);
     if (!s) {
-      if (!g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        GRTMP_WARN("accept failed", {"reason", err->message});
+      if (!g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+        // Out of file descriptors (or similar): the pending connection
+        // stays in the backlog and epoll would report it again at once.
+        // Stop watching the listener for a moment instead of spinning, and
+        // log once per pause.
+        GRTMP_WARN("accept failed, pausing accepts", {"reason", err->message},
+                   {"pause_ms", std::to_string(kAcceptPauseMs)});
+        pause_listener(l);
+      }
       g_error_free(err);
       return;
     }
@@ -714,6 +746,13 @@ void Server::stop() {
     }
   }
   uint16_t port = this->port();
+  for (auto& l : impl_->listeners) {
+    if (l->resume_source) {
+      g_source_destroy(l->resume_source);
+      g_source_unref(l->resume_source);
+      l->resume_source = nullptr;
+    }
+  }
   impl_->workers.clear();  // joins the threads
   impl_->listeners.clear();
   if (impl_->tls_cert) {
