@@ -292,6 +292,62 @@ TEST_F(ServerSrcTest, LateJoinOnSharedServerStartsAtKeyframe) {
   server->stop();
 }
 
+// Records the payloads a stream fans out (a second subscriber next to the pad).
+struct PayloadRecorder : grtmp::Subscriber {
+  std::mutex mu;
+  std::vector<grtmp::Bytes> payloads;
+  void on_stream_event(const grtmp::StreamEvent& ev) override {
+    if (ev.kind != grtmp::StreamEvent::Kind::Media) return;
+    std::lock_guard l(mu);
+    payloads.push_back(ev.media.msg.payload);
+  }
+};
+
+TEST_F(ServerSrcTest, PayloadMemoryIsThePublishersBytes) {
+  grtmp::ServerConfig cfg;
+  cfg.host = "127.0.0.1";
+  cfg.port = free_port();
+  GError* err = nullptr;
+  auto server = grtmp::Server::acquire(cfg, &err);
+  ASSERT_TRUE(server) << (err ? err->message : "");
+  auto rec = std::make_shared<PayloadRecorder>();
+  auto stream = server->registry().subscribe("live/zc", rec, true, &err);
+  ASSERT_TRUE(stream);
+
+  auto p = std::make_unique<SrcPipeline>("live/zc");
+  g_object_set(p->src, "port", guint(cfg.port), nullptr);
+  ASSERT_EQ(p->start(), cfg.port);
+  auto client = publisher(cfg.port, "live/zc");
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(send_all(*client, media().messages()));
+  client->close();
+  Collected c;
+  collect(p->sink, c);
+  ASSERT_GT(c.buffers.size(), 10u);
+
+  // Every frame's payload memory points into a payload the registry fanned out.
+  std::set<const uint8_t*> shared;
+  {
+    std::lock_guard l(rec->mu);
+    for (auto& b : rec->payloads) shared.insert(b.data());
+  }
+  size_t checked = 0;
+  for (size_t i = 4; i < c.buffers.size(); i++) {
+    GstBuffer* b = c.buffers[i];
+    ASSERT_EQ(gst_buffer_n_memory(b), 3u);
+    GstMemory* m = gst_buffer_peek_memory(b, 1);
+    GstMapInfo map;
+    ASSERT_TRUE(gst_memory_map(m, &map, GST_MAP_READ));
+    EXPECT_TRUE(shared.count(map.data)) << "buffer " << i << " payload was copied";
+    gst_memory_unmap(m, &map);
+    checked++;
+  }
+  EXPECT_GT(checked, 100u);
+  p.reset();
+  server->registry().unsubscribe(stream, rec.get());
+  server->stop();
+}
+
 TEST_F(ServerSrcTest, MissingSequenceHeaderIsOnlyAWarning) {
   SrcPipeline p("live/w");
   uint16_t port = p.start();
