@@ -21,6 +21,11 @@ Each test starts its own grtmp-test-server. Measurements are printed as
   with the same 32-bit timestamps.
 * many_connections: 2000 connections complete the handshake and connect
   and stay open while new clients publish and play normally.
+* announced_lengths: the server runs with RLIMIT_AS 1.5 GB (prlimit, as
+  under a strict overcommit policy or a container's address-space limit);
+  40 connections each send four 12-byte chunk headers announcing 16 MiB
+  messages and a first 128-byte chunk. The server must stay up (closing
+  those connections or not) and serve a new client.
 * fd_exhaustion: the server runs with RLIMIT_NOFILE 64 (prlimit) and 100
   connections arrive: accept() fails with EMFILE. The server must neither
   spin nor flood its log meanwhile, and must serve a client again once the
@@ -426,6 +431,64 @@ def test_many_connections():
     check(still == held, f'{held - still} held connections were closed')
 
 
+# ------------------------------------------------------------ announced lengths
+
+def sanitized(exe: str) -> bool:
+    try:
+        with open(exe, 'rb') as f:
+            return b'__asan_init' in f.read()
+    except OSError:
+        return False
+
+
+def test_announced_lengths():
+    if not have('prlimit'):
+        skip('prlimit (util-linux) not found')
+    srv = TestServer(name='server-as')
+    if sanitized(srv.cmd[0]):
+        skip('an ASan server cannot run under a 1.5 GB address-space limit')
+    srv.cmd = ['prlimit', '--as=1500000000'] + srv.cmd
+    srv.start()
+    clients, sent, error = [], 0, None
+    try:
+        for i in range(40):
+            try:
+                c = RawClient(srv.port, timeout=3).handshake()
+                data = b''
+                for k in range(4):
+                    data += (basic_header(0, 10 + k) + b'\0\0\0' + (0xffffff).to_bytes(3, 'big') + bytes([MSG_VIDEO]) +
+                             struct.pack('<I', 1) + b'\0' * 128)
+                c.send(data)
+                clients.append(c)
+                sent += 1
+            except (OSError, Closed, TimeoutError) as e:
+                error = f'{type(e).__name__}: {e}'
+                if not srv.alive():
+                    break
+            time.sleep(0.02)
+        time.sleep(0.5)
+        alive = srv.alive()
+        ok = False
+        if alive:
+            try:
+                c = RawClient(srv.port, timeout=3).handshake()
+                ok = c.connect() == '_result'
+                c.close()
+            except (OSError, Closed, TimeoutError):
+                pass
+        rss = srv.rss_kb()
+    finally:
+        for c in clients:
+            c.close()
+        srv.stop()
+    crash = [l for l in srv.output.splitlines() if 'ERROR' in l][-1:]
+    measure(f'announced_lengths: {sent} connections x 4 headers announcing 16 MiB (512 bytes sent each) '
+            f'under RLIMIT_AS 1.5 GB: server alive {alive}, new client served {ok}, VmRSS {rss} kB, '
+            f'exit {srv.returncode}{"; " + crash[0].strip() if crash else ""}{"; client: " + error if error else ""}')
+    check(alive, f'server died: {crash[0].strip() if crash else srv.returncode}')
+    check(ok, 'no new client served')
+
+
 # ------------------------------------------------------------ fd exhaustion
 
 def test_fd_exhaustion():
@@ -479,4 +542,4 @@ def test_fd_exhaustion():
 
 if __name__ == '__main__':
     main([test_stalled_player, test_vanishing_publisher, test_timestamp_wrap, test_many_connections,
-          test_fd_exhaustion])
+          test_announced_lengths, test_fd_exhaustion])

@@ -998,6 +998,39 @@ def case_abort_partial_message():
     expect_tolerated('abort_partial_message (only the complete connect answered)', c)
 
 
+def case_interleaved_and_mid_message_chunk_size():
+    # A connect on csid 3 interleaved chunk by chunk with an unknown-type
+    # message on csid 8 (spec 5.3.2.2), then a connect whose continuation
+    # follows a Set Chunk Size that arrived in the middle of it.
+    c = hs_client()
+    p = command_payload('connect', 1, {'app': 'live', 'tcUrl': 'rtmp://127.0.0.1/live', 'pad': 'i' * 300})
+    other = os.urandom(400)
+    a = [p[i:i + 128] for i in range(0, len(p), 128)]
+    b = [other[i:i + 128] for i in range(0, len(other), 128)]
+    out = bytearray()
+    for i in range(max(len(a), len(b))):
+        if i < len(a):
+            out += (basic_header(0, 3) + b'\0\0\0' + len(p).to_bytes(3, 'big') + bytes([MSG_CMD]) + b'\0\0\0\0'
+                    if i == 0 else basic_header(3, 3)) + a[i]
+        if i < len(b):
+            out += (basic_header(0, 8) + b'\0\0\0' + len(other).to_bytes(3, 'big') + b'\x30' + b'\0\0\0\0'
+                    if i == 0 else basic_header(3, 8)) + b[i]
+    c.send(bytes(out))
+    name, _, _ = c.wait_command(('_result', '_error'), txn=1)
+    check(name == '_result', f'interleaved connect answered {name}')
+    c.connected = True
+    expect_tolerated('interleaved_chunk_streams (connect on csid 3 with csid 8 between its chunks)', c)
+    c = hs_client()
+    c.send(basic_header(0, 3) + b'\0\0\0' + len(p).to_bytes(3, 'big') + bytes([MSG_CMD]) + b'\0\0\0\0' + p[:128])
+    c.send(chunk_message(MSG_SET_CHUNK_SIZE, struct.pack('>I', 4096), csid=2))
+    c.send(basic_header(3, 3) + p[128:])  # the rest in one chunk at the new size
+    name, _, _ = c.wait_command(('_result', '_error'), txn=1)
+    check(name == '_result', f'connect across a Set Chunk Size answered {name}')
+    c.connected = True
+    c.out_chunk = 4096
+    expect_tolerated('set_chunk_size_mid_message (applies to the next chunk)', c)
+
+
 def case_too_many_chunk_streams():
     c = hs_client()
     data = b''.join(chunk_message(0x30, b'x', csid=10 + i) for i in range(300))
@@ -1115,6 +1148,21 @@ def case_unknown_command_answered():
     name, txn, rest = c.wait_command(('_result', '_error'), txn=42)
     check(name == '_error', f'unknown call answered {name}')
     expect_tolerated('unknown_command_with_txn (answered _error)', c)
+
+
+def case_odd_transaction_ids():
+    # NaN, infinite, negative and huge transaction ids are echoed, not
+    # converted (R1a in docs/hardening.md: a UBSan server stops here).
+    c = hs_client()
+    c.command('connect', float('nan'), {'app': 'live', 'tcUrl': 'rtmp://127.0.0.1/live'})
+    name, _, _ = c.wait_command(('_result', '_error'))
+    check(name == '_result', f'connect with a NaN transaction id answered {name}')
+    c.connected = True
+    for txn in (float('inf'), -1e300, 1e300, 2.0 ** 63):
+        c.command('createStream', txn, None)
+        name, _, _ = c.wait_command(('_result', '_error'))
+        check(name == '_result', f'createStream with transaction id {txn} answered {name}')
+    expect_tolerated('odd_transaction_ids (NaN, inf, -1e300, 1e300, 2^63)', c)
 
 
 def case_publish_play_unknown_stream_id():
@@ -1265,11 +1313,13 @@ CASES = [
     case_garbage_after_handshake, case_set_chunk_size_zero, case_set_chunk_size_huge,
     case_set_chunk_size_top_bit, case_set_chunk_size_one_and_max, case_message_length_over_limit,
     case_csid_edges, case_fmt_before_fmt0, case_extended_timestamp_lies, case_abort_unknown_csid,
-    case_abort_partial_message, case_too_many_chunk_streams, case_partial_messages_over_buffer_limit,
+    case_abort_partial_message, case_interleaved_and_mid_message_chunk_size, case_too_many_chunk_streams,
+    case_partial_messages_over_buffer_limit,
     case_unknown_message_type, case_tiny_window_ack,
     case_amf_nesting_100000, case_strict_array_huge_count, case_string_longer_than_buffer,
     case_empty_command, case_amf3_command_connect, case_commands_before_connect, case_connect_twice,
-    case_connect_without_app, case_unknown_command_answered, case_publish_play_unknown_stream_id,
+    case_connect_without_app, case_unknown_command_answered, case_odd_transaction_ids,
+    case_publish_play_unknown_stream_id,
     case_double_publish, case_double_play, case_delete_stream_twice, case_create_stream_limit,
     case_media_on_play_stream, case_publish_conflict_on_innocent, case_publish_empty_name,
     case_malformed_metadata, case_thousand_unfinished_handshakes, case_reset_loop, case_idle_after_connect,

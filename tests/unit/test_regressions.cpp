@@ -13,6 +13,7 @@
 
 #include <glib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -148,9 +149,12 @@ TEST(FuzzRegressions, ReplayStoredInputs) {
   QuietLog quiet;
   GDir* dir = g_dir_open(regressions_dir().c_str(), 0, nullptr);
   ASSERT_NE(dir, nullptr) << regressions_dir();
+  std::vector<std::string> files;
+  while (const char* name = g_dir_read_name(dir)) files.push_back(name);
+  g_dir_close(dir);
+  std::sort(files.begin(), files.end());  // a stable order for reports
   int replayed = 0;
-  while (const char* name = g_dir_read_name(dir)) {
-    std::string file = name;
+  for (const std::string& file : files) {
     if (file.size() < 4 || file.compare(file.size() - 4, 4, ".bin") != 0) continue;
     std::string target;
     Harness h = harness_for(file, target);
@@ -162,20 +166,19 @@ TEST(FuzzRegressions, ReplayStoredInputs) {
     EXPECT_EQ(fuzz::critical_count() - criticals, 0) << "GLib criticals while replaying " << file;
     replayed++;
   }
-  g_dir_close(dir);
   EXPECT_GT(replayed, 0);
 }
 
 // ---- R1: peer numbers converted to integers without a range check ---------
 //
-// R1a, lib/session.cpp:213 handle_command: the debug log line formats
+// R1a, lib/session.cpp:226 (at 574f434) handle_command: the debug log line formats
 // `std::to_string((int64_t)c.transaction_id)`; the initializer list is built
 // before log() checks the level, so every command with a NaN or huge
 // transaction id is undefined behaviour (UBSan float-cast-overflow), with
 // logging off too. Found by fuzz_session (scripts/fuzz.sh, 4154 executions):
 // golden/fuzz-regressions/fuzz_session-command_txn_nan.bin.
 //
-// R1b, lib/session.cpp:225 handle_command: `on_delete_stream(static_cast<uint32_t>(id))`
+// R1b, lib/session.cpp:225 (before 57a4b70) handle_command: `on_delete_stream(static_cast<uint32_t>(id))`
 // converts a peer-supplied AMF0 number to uint32_t. For NaN, negative values
 // and values >= 2^32 that is undefined behaviour (UBSan:
 // float-cast-overflow, which scripts/sanitize.sh enables for gcc). What the
@@ -183,7 +186,8 @@ TEST(FuzzRegressions, ReplayStoredInputs) {
 // cvttsd2si truncation turns 4294967297 into 1, i.e. "delete stream 1");
 // the behaviour tests below pin the intended result: ids that are not a
 // uint32 never match a stream. Found with the fuzz_session harness; inputs
-// golden/fuzz-regressions/fuzz_session-delete_stream_*.bin.
+// golden/fuzz-regressions/fuzz_session-delete_stream_*.bin. Fixed in 57a4b70
+// (the id is range-checked before the conversion).
 
 namespace {
 
@@ -326,7 +330,7 @@ TEST(Regression_R2_SpsScalingList, PublishedSequenceHeaderSurvives) {
 
 // ---- R4: a set GError is passed on after a chunk framing error -------------
 //
-// lib/session.cpp:135-146 ServerSession::on_receive: `ok = reader_.feed(...,
+// Fixed in 06bfc00. lib/session.cpp:134-146 (at 57a4b70) ServerSession::on_receive: `ok = reader_.feed(...,
 // error)` may fail and set *error, and then "messages completed before a
 // framing error are still handled" with the same `error`: the first
 // parse_command() hits g_return_val_if_fail(error == nullptr || *error ==
