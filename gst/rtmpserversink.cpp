@@ -200,6 +200,10 @@ static GstFlowReturn push_messages(GstGrtmpServerSink* sink, std::vector<grtmp::
       GST_DEBUG_OBJECT(sink, "skipping a script tag that is not onMetaData");
       continue;
     }
+    // Metadata updates (flvmux repeats onMetaData with new bitrates) go out
+    // at timestamp 0: ffmpeg-based players (and rtmpdump's files read by
+    // ffmpeg) take a script tag at any other timestamp for a subtitle stream.
+    if (m.type == grtmp::kMsgDataAmf0) m.timestamp = 0;
     m.stream_id = 1;
     stream->push(std::move(m));
     priv->messages++;

@@ -267,6 +267,8 @@ def test_serversink_played_by_rtmpdump():
         info = check_flv(out)
         v = info['video']
         check(v and v['width'] == 320 and v['height'] == 240, f'video size {v}')
+        kinds = sorted(s['codec_type'] for s in info['streams'])
+        check(kinds == ['audio', 'video'], f'streams {kinds} (metadata updates must not become a data stream)')
     finally:
         stop_process(gl)
 
