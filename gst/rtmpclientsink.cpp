@@ -14,6 +14,7 @@
  */
 #include "rtmpclientsink.h"
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -105,8 +106,8 @@ struct ClientSinkPrivate {
   Rebaser rebaser;
   bool need_keyframe = true;
   bool eos = false;
-  uint64_t messages_sent = 0;
-  uint64_t reconnects = 0;
+  std::atomic<uint64_t> messages_sent{0};  // read by the stats property
+  std::atomic<uint64_t> reconnects{0};
   uint64_t bytes_sent_closed = 0;  // by clients already closed
 };
 
@@ -309,7 +310,9 @@ static gboolean gst_grtmp_client_sink_start(GstBaseSink* bsink) {
   priv->rebaser.reset();
   priv->need_keyframe = true;
   priv->eos = false;
-  priv->messages_sent = priv->reconnects = priv->bytes_sent_closed = 0;
+  priv->messages_sent = 0;
+  priv->reconnects = 0;
+  priv->bytes_sent_closed = 0;
   return TRUE;
 }
 
@@ -376,7 +379,7 @@ static gboolean gst_grtmp_client_sink_event(GstBaseSink* bsink, GstEvent* event)
   if (GST_EVENT_TYPE(event) == GST_EVENT_EOS && sink->priv->client) {
     // FCUnpublish + deleteStream: the server ends the stream for its players.
     GST_INFO_OBJECT(sink, "EOS: closing the publishing connection after %" G_GUINT64_FORMAT " messages",
-                    sink->priv->messages_sent);
+                    guint64(sink->priv->messages_sent.load()));
     close_client(sink);
   }
   return GST_BASE_SINK_CLASS(gst_grtmp_client_sink_parent_class)->event(bsink, event);
@@ -436,8 +439,8 @@ static void gst_grtmp_client_sink_get_property(GObject* object, guint prop_id, G
     // Read from the application thread while streaming: counters only.
     ClientSinkPrivate* priv = sink->priv;
     g_value_take_boxed(value, gst_structure_new("grtmp-client-stats", "messages-sent", G_TYPE_UINT64,
-                                                priv->messages_sent, "reconnects", G_TYPE_UINT64, priv->reconnects,
-                                                nullptr));
+                                                guint64(priv->messages_sent.load()), "reconnects", G_TYPE_UINT64,
+                                                guint64(priv->reconnects.load()), nullptr));
     return;
   }
   std::lock_guard lock(sink->priv->settings_mutex);
