@@ -130,8 +130,10 @@ void skip_scaling_list(BitReader& br, int size) {
   int last = 8, next = 8;
   for (int j = 0; j < size && br.ok(); j++) {
     if (next != 0) {
-      int32_t delta = br.se();
-      next = (last + delta + 256) % 256;
+      // delta_scale is se(v), up to 2^31-1 from a hostile SPS: 64-bit
+      // arithmetic, and a non-negative result as the spec intends.
+      int64_t delta = br.se();
+      next = static_cast<int>(((last + delta) % 256 + 256) % 256);
     }
     last = next == 0 ? last : next;
   }

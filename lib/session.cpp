@@ -223,7 +223,13 @@ bool ServerSession::handle_message(Message& m, GError** error) {
 }
 
 bool ServerSession::handle_command(const Command& c, const Message& m, GError** error) {
-  log(log::Level::Debug, "command", {{"name", c.name}, {"txn", std::to_string((int64_t)c.transaction_id)}});
+  // The transaction id is any double from the peer (NaN, huge): format it
+  // as a double, and only when the line is logged at all.
+  if (log::enabled(log::Level::Debug)) {
+    char txn[G_ASCII_DTOSTR_BUF_SIZE];
+    g_ascii_dtostr(txn, sizeof txn, c.transaction_id);
+    log(log::Level::Debug, "command", {{"name", c.name}, {"txn", txn}});
+  }
   if (c.name == "connect") return on_connect(c, error);
   if (!connected_) {
     g_set_error(error, GRTMP_ERROR, GRTMP_ERROR_PROTOCOL, "command %s before connect", c.name.c_str());
