@@ -480,13 +480,18 @@ inline std::vector<Tag> check_flv_output(const Media& media, Collected& c, const
     EXPECT_TRUE(parse_tag_buffer(b, t, &why)) << "buffer " << i << ": " << why;
     EXPECT_TRUE(GST_CLOCK_TIME_IS_VALID(GST_BUFFER_DTS(b)));
     EXPECT_GE(GST_BUFFER_DTS(b), last_dts) << "DTS monotonic at buffer " << i;
-    if (t.type == 18) EXPECT_EQ(t.ts, 0u) << "script tags at timestamp 0";
-    else EXPECT_EQ(GST_BUFFER_DTS(b), GstClockTime(t.ts) * GST_MSECOND) << "DTS = tag timestamp";
+    if (t.type == 18) {
+      EXPECT_EQ(t.ts, 0u) << "script tags at timestamp 0";
+    } else {
+      EXPECT_EQ(GST_BUFFER_DTS(b), GstClockTime(t.ts) * GST_MSECOND) << "DTS = tag timestamp";
+    }
     last_dts = GST_BUFFER_DTS(b);
     bool delta = GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
-    if (is_video_frame(t)) EXPECT_EQ(delta, !is_keyframe(t)) << "buffer " << i;
-    else if (t.type == 8)
+    if (is_video_frame(t)) {
+      EXPECT_EQ(delta, !is_keyframe(t)) << "buffer " << i;
+    } else if (t.type == 8) {
       EXPECT_TRUE(delta) << "audio is not a sync point when there is video";
+    }
     out.push_back(t);
   }
 
@@ -498,8 +503,9 @@ inline std::vector<Tag> check_flv_output(const Media& media, Collected& c, const
     auto lsh = streamheader(c.last_caps);
     Tag lm;
     EXPECT_EQ(lsh.size(), 4u);
-    if (lsh.size() == 4 && parse_tag_buffer(lsh[1], lm))
+    if (lsh.size() == 4 && parse_tag_buffer(lsh[1], lm)) {
       EXPECT_EQ(bytes_str(lm.payload), last_meta) << "caps updated with the metadata";
+    }
   }
 
   auto got = expect.av_only ? av_frames(out) : out;
@@ -516,7 +522,9 @@ inline std::vector<Tag> check_flv_output(const Media& media, Collected& c, const
     if (!first_got) first_got = &b, first_want = &a;
     EXPECT_EQ(b.ts - first_got->ts, a.ts - first_want->ts) << "relative timestamp of tag " << i;
   }
-  if (first_got) EXPECT_EQ(first_got->ts, 0u) << "the first tag is at stream time 0";
+  if (first_got) {
+    EXPECT_EQ(first_got->ts, 0u) << "the first tag is at stream time 0";
+  }
   return out;
 }
 

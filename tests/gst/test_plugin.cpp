@@ -90,14 +90,19 @@ void check_props(const char* element, const std::vector<Prop>& props) {
     EXPECT_EQ(G_PARAM_SPEC_VALUE_TYPE(spec), p.type) << element << "::" << p.name;
     EXPECT_TRUE(spec->flags & G_PARAM_READABLE) << element << "::" << p.name;
     EXPECT_EQ(bool(spec->flags & G_PARAM_WRITABLE), p.writable) << element << "::" << p.name;
-    if (p.mutable_ready) EXPECT_TRUE(spec->flags & GST_PARAM_MUTABLE_READY) << element << "::" << p.name;
+    if (p.mutable_ready) {
+      EXPECT_TRUE(spec->flags & GST_PARAM_MUTABLE_READY) << element << "::" << p.name;
+    }
     GValue v = G_VALUE_INIT;
     g_value_init(&v, p.type);
     g_object_get_property(G_OBJECT(e), p.name, &v);
     if (p.type == G_TYPE_STRING) {
       const char* s = g_value_get_string(&v);
-      if (p.def) EXPECT_STREQ(s, p.def) << element << "::" << p.name;
-      else EXPECT_TRUE(!s || !*s) << element << "::" << p.name << " = " << s;
+      if (p.def) {
+        EXPECT_STREQ(s, p.def) << element << "::" << p.name;
+      } else {
+        EXPECT_TRUE(!s || !*s) << element << "::" << p.name << " = " << s;
+      }
     } else if (p.def) {
       gchar* ser = gst_value_serialize(&v);
       EXPECT_STREQ(ser, p.def) << element << "::" << p.name;

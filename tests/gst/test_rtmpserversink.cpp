@@ -104,8 +104,11 @@ void check_played(const Media& media, const std::vector<Tag>& got) {
   for (size_t i = 0; i < got.size(); i++) {
     EXPECT_EQ(got[i].type, media.tags[i].type) << i;
     EXPECT_EQ(bytes_str(got[i].payload), bytes_str(media.tags[i].payload)) << "payload " << i;
-    if (media.tags[i].type != 18) EXPECT_EQ(got[i].ts, media.tags[i].ts) << "timestamp " << i;
-    else EXPECT_EQ(got[i].ts, 0u) << "metadata at timestamp 0 (" << i << ")";
+    if (media.tags[i].type != 18) {
+      EXPECT_EQ(got[i].ts, media.tags[i].ts) << "timestamp " << i;
+    } else {
+      EXPECT_EQ(got[i].ts, 0u) << "metadata at timestamp 0 (" << i << ")";
+    }
   }
 }
 
