@@ -368,8 +368,8 @@ inline bool send_all(grtmp::Client& c, const std::vector<grtmp::Message>& msgs, 
   return true;
 }
 
-// A TCP port that was free a moment ago (for servers that must be shared
-// by address:port: Server::acquire registers only non-zero ports).
+// A TCP port that was free a moment ago (a fixed port for servers shared by
+// address:port, or one nothing listens on).
 inline uint16_t free_port() {
   GSocketListener* l = g_socket_listener_new();
   guint16 port = g_socket_listener_add_any_inet_port(l, nullptr, nullptr);
