@@ -1,6 +1,7 @@
 #include "grtmp/registry.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "grtmp/error.h"
 #include "grtmp/log.h"
@@ -231,7 +232,12 @@ void Stream::push(Message msg) {
   info_.bytes_in += sm.msg.payload.size();
   info_.messages_in++;
   if (sm.is(kFlagData)) {
-    info_.metadata = sm.msg.payload;
+    // Only onMetaData is what late joiners need first; other data
+    // messages (onCuePoint, ...) pass through without replacing it.
+    static const uint8_t kOnMetaData[] = {0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'};
+    if (sm.msg.payload.size() >= sizeof kOnMetaData &&
+        memcmp(sm.msg.payload.data(), kOnMetaData, sizeof kOnMetaData) == 0)
+      info_.metadata = sm.msg.payload;
   } else if (sm.is(kFlagVideo)) {
     if (!info_.has_video) {
       info_.has_video = true;
