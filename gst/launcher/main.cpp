@@ -3,6 +3,11 @@
 // connect to it directly) plus, per published stream, a recording branch
 // and relay branches (see router.h). JSON logs on stdout, optional HTTP
 // metrics, graceful shutdown on SIGINT/SIGTERM.
+//
+// The launcher starts the grtmp server itself (Server::acquire with the
+// full configuration: TLS, authorization, limits) before the pipeline;
+// rtmpserversrc, given the same address and port, attaches to that server
+// instead of starting its own (one server per host:port in a process).
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <gst/gst.h>
@@ -13,7 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "grtmp/auth.h"
 #include "grtmp/server.h"
+#include "http_authorizer.h"
 #include "guard.h"
 #include "json_log.h"
 #include "metrics_http.h"
@@ -35,6 +42,8 @@ struct App {
   std::shared_ptr<grtmp::Server> server;
   MetricsHttp metrics;
   std::string listen;  // host:port actually listened on
+  std::string tls_listen;  // host:port of the RTMPS listener; empty without TLS
+  std::shared_ptr<grtmp::TokenAuthorizer> tokens;  // -auth-tokens (reloaded on SIGHUP)
   int64_t start_us = 0;
   bool shutting_down = false;
   bool finalized = false;
@@ -104,6 +113,28 @@ gboolean on_sigint(gpointer data) {
   return on_signal(data);
 }
 
+// SIGHUP: reload the token file. A file that does not load (missing, bad
+// line) keeps the rules in force.
+gboolean on_sighup(gpointer data) {
+  auto* app = static_cast<App*>(data);
+  jlog::info("signal received", {jlog::str("signal", "SIGHUP")});
+  if (!app->tokens) {
+    jlog::info("nothing to reload", {jlog::str("reason", "no -auth-tokens")});
+    return G_SOURCE_CONTINUE;
+  }
+  GError* err = nullptr;
+  if (app->tokens->reload(&err)) {
+    jlog::info("tokens reloaded", {jlog::str("file", app->options.auth_tokens),
+                                   jlog::unum("rules", app->tokens->rule_count())});
+  } else {
+    jlog::warn("tokens reload failed", {jlog::str("file", app->options.auth_tokens),
+                                        jlog::str("error", err ? err->message : "?"),
+                                        jlog::unum("rules", app->tokens->rule_count())});
+    g_clear_error(&err);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
 gboolean on_bus(GstBus*, GstMessage* msg, gpointer data) {
   auto* app = static_cast<App*>(data);
   switch (GST_MESSAGE_TYPE(msg)) {
@@ -145,24 +176,120 @@ gboolean on_tick(gpointer data) {
   return G_SOURCE_CONTINUE;
 }
 
-// "-listen host:0": choose a free port now, so the launcher and the
-// element agree on one host:port (and the launcher can share its server).
-uint16_t pick_free_port(const std::string& host) {
-  GInetAddress* inet = g_inet_address_new_from_string(host.c_str());
-  if (!inet) return 0;
-  GSocket* sock = g_socket_new(g_inet_address_get_family(inet), G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
-  GSocketAddress* sa = g_inet_socket_address_new(inet, 0);
-  uint16_t port = 0;
-  if (sock && g_socket_bind(sock, sa, FALSE, nullptr)) {
-    if (GSocketAddress* local = g_socket_get_local_address(sock, nullptr)) {
-      port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
-      g_object_unref(local);
-    }
+// The server's configuration from the flags: every policy the element's
+// properties carry, plus what only the launcher sets (TLS, authorization,
+// access limits).
+grtmp::ServerConfig server_config(const Options& o) {
+  grtmp::ServerConfig c;
+  c.host = o.listen_host;
+  c.port = o.listen_port;
+  c.chunk_size = o.chunk_size;
+  c.gop_cache = o.gop_cache;
+  c.handshake_timeout_ms = o.handshake_timeout_ms;
+  c.idle_timeout_ms = o.idle_timeout_ms;
+  c.publisher_timeout_ms = o.publisher_timeout_ms;
+  c.max_connections = o.max_connections;
+  c.max_message_size = o.max_message_size;
+  if (!o.tls_listen.empty()) {
+    c.tls = true;
+    c.tls_host = o.tls_listen_host;
+    c.tls_port = o.tls_listen_port;
+    c.tls_cert_file = o.tls_cert;
+    c.tls_key_file = o.tls_key;
   }
-  if (sock) g_object_unref(sock);
+  c.max_connections_per_ip = o.max_connections_per_ip;
+  c.max_streams = o.max_streams;
+  c.max_players_per_stream = o.max_players;
+  return c;
+}
+
+// Authorization chain: IP rules, then tokens, then HTTP callbacks (the
+// first denial wins). Null when no flag asks for any. False (logged) when
+// the token file cannot be loaded.
+bool build_authorizer(App* app, std::shared_ptr<grtmp::Authorizer>& out) {
+  const Options& o = app->options;
+  auto chain = std::make_shared<grtmp::ChainAuthorizer>();
+  if (!o.ip_rules.empty()) {
+    auto ip = std::make_shared<grtmp::IpRulesAuthorizer>();
+    for (auto& rule : o.ip_rules) {
+      GError* err = nullptr;
+      if (!ip->add_rule(rule, &err)) {  // checked by the option parser already
+        jlog::error("bad IP rule", {jlog::str("rule", rule), jlog::str("error", err ? err->message : "?")});
+        g_clear_error(&err);
+        return false;
+      }
+    }
+    chain->add(ip);
+  }
+  if (!o.auth_tokens.empty()) {
+    auto tokens = std::make_shared<grtmp::TokenAuthorizer>();
+    GError* err = nullptr;
+    if (!tokens->load(o.auth_tokens, &err)) {
+      jlog::error("cannot load token file",
+                  {jlog::str("file", o.auth_tokens), jlog::str("error", err ? err->message : "?")});
+      g_clear_error(&err);
+      return false;
+    }
+    app->tokens = tokens;
+    chain->add(tokens);
+  }
+  if (o.has_http_callbacks()) {
+    grtmp::HttpAuthorizerOptions h;
+    h.on_connect = o.on_connect;
+    h.on_publish = o.on_publish;
+    h.on_play = o.on_play;
+    h.on_done = o.on_done;
+    h.timeout_ms = o.auth_timeout_ms;
+    chain->add(std::make_shared<grtmp::HttpAuthorizer>(h));
+  }
+  if (!chain->empty()) out = chain;
+  return true;
+}
+
+// A certificate and a private key that do not belong together load without
+// error; every handshake would then fail. One TLS handshake with an RTMPS
+// listener on 127.0.0.1:port (the start-up probe) tells.
+bool tls_self_check(uint16_t port, std::string& error) {
+  GSocketAddress* sa = g_inet_socket_address_new_from_string("127.0.0.1", port);
+  GSocketClient* client = g_socket_client_new();
+  g_socket_client_set_timeout(client, 5);
+  GError* err = nullptr;
+  GSocketConnection* conn = g_socket_client_connect(client, G_SOCKET_CONNECTABLE(sa), nullptr, &err);
   g_object_unref(sa);
-  g_object_unref(inet);
-  return port;
+  g_object_unref(client);
+  bool ok = false;
+  if (conn) {
+    GIOStream* tls = g_tls_client_connection_new(G_IO_STREAM(conn), nullptr, &err);
+    if (tls) {
+      // Our own certificate: whoever signed it, it is the one we want to see.
+      g_signal_connect(tls, "accept-certificate",
+                       G_CALLBACK(+[](GTlsConnection*, GTlsCertificate*, GTlsCertificateFlags, gpointer) -> gboolean {
+                         return TRUE;
+                       }),
+                       nullptr);
+      ok = g_tls_connection_handshake(G_TLS_CONNECTION(tls), nullptr, &err);
+      g_io_stream_close(tls, nullptr, nullptr);
+      g_object_unref(tls);
+    }
+    g_object_unref(conn);
+  }
+  if (!ok) error = err ? err->message : "unknown error";
+  g_clear_error(&err);
+  return ok;
+}
+
+std::string callbacks_list(const Options& o) {
+  std::string s;
+  auto add = [&s](const std::string& url, const char* name) {
+    if (url.empty()) return;
+    if (!s.empty()) s += ",";
+    s += name;
+  };
+  add(o.on_connect, "connect");
+  add(o.on_publish, "publish");
+  add(o.on_play, "play");
+  add(o.on_done, "done");
+  return s;
 }
 
 bool set_prop(GstElement* e, const char* name, const std::string& value, bool required) {
@@ -198,15 +325,6 @@ int run(App* app) {
       return 1;
     }
   }
-  uint16_t port = o.listen_port;
-  if (port == 0) {
-    port = pick_free_port(o.listen_host);
-    if (port == 0) {
-      jlog::error("could not find a free port", {jlog::str("host", o.listen_host)});
-      return 1;
-    }
-  }
-
   app->pipeline = gst_pipeline_new("gst-rtmp-server");
   app->src = gst_element_factory_make("rtmpserversrc", "rtmpserversrc");
   // Loading the plugin installed its GStreamer log sink: take the library's logs back.
@@ -232,6 +350,60 @@ int run(App* app) {
     gst_object_unref(factory);
   }
 
+  // The server, started here with the whole configuration. Any failure —
+  // address in use, a certificate or key that does not load, a token file
+  // that does not parse — is fatal: nothing listens, exit 1.
+  grtmp::ServerConfig config = server_config(o);
+  if (!build_authorizer(app, config.authorizer)) return 1;
+  GError* err = nullptr;
+  if (config.tls) {
+    // Certificate check first, on a throw-away RTMPS-only server on a free
+    // loopback port, so that nothing serves before the pair is known good.
+    grtmp::ServerConfig probe_config = config;
+    probe_config.host = probe_config.tls_host = "127.0.0.1";
+    probe_config.plain = false;
+    probe_config.port = probe_config.tls_port = 0;
+    probe_config.loop_threads = 1;
+    probe_config.authorizer = nullptr;
+    probe_config.max_connections_per_ip = 0;
+    std::string why;
+    jlog::install(grtmp::log::Level::Error);  // the probe's own records are noise
+    {
+      grtmp::Server probe(probe_config);
+      if (probe.start(&err)) {
+        if (!tls_self_check(probe.tls_port(), why))
+          why = "TLS self-check failed (does the key " + o.tls_key + " belong to the certificate " + o.tls_cert +
+                "?): " + why;
+      }
+      // A start error (the certificate does not load) is reported by acquire() below.
+      g_clear_error(&err);
+    }
+    jlog::install(o.level);
+    if (!why.empty()) {
+      jlog::error("server failed to start",
+                  {jlog::str("addr", host_port(o.listen_host, o.listen_port)),
+                   jlog::str("tls_addr", host_port(o.tls_listen_host, o.tls_listen_port)), jlog::str("error", why)});
+      return 1;
+    }
+  }
+  app->server = grtmp::Server::acquire(config, &err);
+  if (!app->server) {
+    std::string addr = host_port(o.listen_host, o.listen_port);
+    std::string error = err ? err->message : "unknown error";
+    g_clear_error(&err);
+    if (config.tls)
+      jlog::error("server failed to start", {jlog::str("addr", addr),
+                                             jlog::str("tls_addr", host_port(o.tls_listen_host, o.tls_listen_port)),
+                                             jlog::str("error", error)});
+    else
+      jlog::error("server failed to start", {jlog::str("addr", addr), jlog::str("error", error)});
+    return 1;
+  }
+  // Port 0: the server registered itself under the port it got; the element
+  // asks for exactly that host:port and so shares it.
+  const uint16_t port = app->server->port();
+  if (config.tls) app->tls_listen = host_port(o.tls_listen_host, app->server->tls_port());
+
   set_prop(app->src, "address", o.listen_host, true);
   set_prop(app->src, "port", std::to_string(port), true);
   set_prop(app->src, "stream-key", "", false);
@@ -255,16 +427,17 @@ int run(App* app) {
   if (ret == GST_STATE_CHANGE_FAILURE) {
     std::string reason = "state change failed";
     if (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
-      GError* err = nullptr;
-      gst_message_parse_error(m, &err, nullptr);
-      if (err) reason = err->message;
-      g_clear_error(&err);
+      GError* gerr = nullptr;
+      gst_message_parse_error(m, &gerr, nullptr);
+      if (gerr) reason = gerr->message;
+      g_clear_error(&gerr);
       gst_message_unref(m);
     }
     jlog::error("server failed to start", {jlog::str("addr", host_port(o.listen_host, port)), jlog::str("error", reason)});
     gst_bus_remove_watch(bus);
     gst_object_unref(bus);
     gst_element_set_state(app->pipeline, GST_STATE_NULL);
+    app->server.reset();
     return 1;
   }
 
@@ -272,21 +445,33 @@ int run(App* app) {
   if (g_object_class_find_property(G_OBJECT_GET_CLASS(app->src), "current-port"))
     g_object_get(app->src, "current-port", &current, nullptr);
   if (current == 0) current = port;
-  app->listen = host_port(o.listen_host, current);
-
-  // The same server object the element runs (one per host:port in the process).
-  grtmp::ServerConfig config;
-  config.host = o.listen_host;
-  config.port = uint16_t(current);
-  GError* err = nullptr;
-  app->server = grtmp::Server::acquire(config, &err);
-  if (!app->server || app->server->port() != current) {
-    jlog::warn("server statistics unavailable", {jlog::str("error", err ? err->message : "different server")});
+  if (current != port) {
+    // The element did not attach to the launcher's server: it would run
+    // without TLS, authorization and limits. Never serve like that.
+    jlog::error("server failed to start",
+                {jlog::str("addr", host_port(o.listen_host, port)),
+                 jlog::str("error", "rtmpserversrc listens on port " + std::to_string(current) +
+                                        ", not on the launcher's server")});
+    gst_bus_remove_watch(bus);
+    gst_object_unref(bus);
+    gst_element_set_state(app->pipeline, GST_STATE_NULL);
     app->server.reset();
+    return 1;
   }
-  g_clear_error(&err);
+  app->listen = host_port(o.listen_host, port);
 
-  jlog::info("server started", {jlog::str("addr", app->listen), jlog::str("version", version_string())});
+  if (app->tls_listen.empty())
+    jlog::info("server started", {jlog::str("addr", app->listen), jlog::str("version", version_string())});
+  else
+    jlog::info("server started", {jlog::str("addr", app->listen), jlog::str("tls_addr", app->tls_listen),
+                                  jlog::str("version", version_string())});
+  if (config.authorizer || o.max_connections_per_ip || o.max_streams || o.max_players)
+    jlog::info("access control", {jlog::unum("ip_rules", o.ip_rules.size()),
+                                  jlog::unum("token_rules", app->tokens ? app->tokens->rule_count() : 0),
+                                  jlog::str("callbacks", callbacks_list(o)),
+                                  jlog::unum("max_connections_per_ip", o.max_connections_per_ip),
+                                  jlog::unum("max_streams", o.max_streams),
+                                  jlog::unum("max_players", o.max_players)});
 
   if (!o.metrics_addr.empty()) {
     std::string bound;
@@ -306,6 +491,7 @@ int run(App* app) {
 
   g_unix_signal_add(SIGINT, on_sigint, app);
   g_unix_signal_add(SIGTERM, on_sigterm, app);
+  g_unix_signal_add(SIGHUP, on_sighup, app);
   app->tick_id = g_timeout_add(250, on_tick, app);
 
   g_main_loop_run(app->loop);

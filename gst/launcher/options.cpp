@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include "grtmp/auth.h"
 #include "grtmp/url.h"
 
 #include <glib.h>
@@ -91,6 +92,68 @@ std::function<bool(Options&, const std::string&, std::string&)> set_bool(bool Op
   };
 }
 
+std::function<bool(Options&, const std::string&, std::string&)> set_file(std::string Options::*field) {
+  return [field](Options& o, const std::string& v, std::string& err) {
+    if (v.empty()) {
+      err = "empty file name";
+      return false;
+    }
+    o.*field = v;
+    return true;
+  };
+}
+
+// An HTTP callback URL: http:// or https:// with a host.
+std::function<bool(Options&, const std::string&, std::string&)> set_callback(std::string Options::*field) {
+  return [field](Options& o, const std::string& v, std::string& err) {
+    if (v.empty()) {  // "-on-publish ''" switches the callback off
+      (o.*field).clear();
+      return true;
+    }
+    GError* e = nullptr;
+    GUri* uri = g_uri_parse(v.c_str(), G_URI_FLAGS_NONE, &e);
+    if (!uri) {
+      err = std::string("expected http://host[:port]/path: ") + (e ? e->message : "bad URL");
+      g_clear_error(&e);
+      return false;
+    }
+    std::string scheme = g_uri_get_scheme(uri) ? g_uri_get_scheme(uri) : "";
+    const char* host = g_uri_get_host(uri);
+    bool ok = (g_ascii_strcasecmp(scheme.c_str(), "http") == 0 || g_ascii_strcasecmp(scheme.c_str(), "https") == 0) &&
+              host && *host;
+    g_uri_unref(uri);
+    if (!ok) {
+      err = "expected http://host[:port]/path or https://...";
+      return false;
+    }
+    o.*field = v;
+    return true;
+  };
+}
+
+// -allow-publish / -deny-play ...: one IpRulesAuthorizer rule, checked now
+// so that a bad address is a command-line error (exit 2).
+std::function<bool(Options&, const std::string&, std::string&)> add_ip_rule(const char* verb, const char* action) {
+  return [verb, action](Options& o, const std::string& v, std::string& err) {
+    std::string addr = v;
+    if (g_ascii_strcasecmp(addr.c_str(), "all") == 0) addr = "all";
+    if (addr.empty() || addr.find_first_of(" \t") != std::string::npos) {
+      err = "expected an address, ADDR/BITS or all";
+      return false;
+    }
+    std::string rule = std::string(verb) + " " + action + " " + addr;
+    grtmp::IpRulesAuthorizer scratch;
+    GError* e = nullptr;
+    if (!scratch.add_rule(rule, &e)) {
+      err = std::string("expected an address, ADDR/BITS or all: ") + (e ? e->message : "bad address");
+      g_clear_error(&e);
+      return false;
+    }
+    o.ip_rules.push_back(rule);
+    return true;
+  };
+}
+
 const std::vector<Flag>& flags() {
   static const std::vector<Flag> table = {
       {"listen", Kind::String, "host:port", "RTMP listen address and port (localhost means 127.0.0.1, :port all interfaces)",
@@ -173,6 +236,62 @@ const std::vector<Flag>& flags() {
       {"max-message-size", Kind::Uint, "bytes", "close connections announcing a larger RTMP message",
        [](const Options& o) { return std::to_string(o.max_message_size); },
        set_uint(&Options::max_message_size, 1024, G_MAXUINT32)},
+      {"tls-listen", Kind::String, "host:port",
+       "also accept RTMPS (RTMP over TLS 1.2+) here; needs -tls-cert and -tls-key; port 0 picks a free port",
+       [](const Options& o) { return o.tls_listen; },
+       [](Options& o, const std::string& v, std::string& err) {
+         if (v.empty()) {
+           o.tls_listen.clear();
+           return true;
+         }
+         o.tls_listen = v;
+         return split_host_port(v, 1936, o.tls_listen_host, o.tls_listen_port, err);
+       }},
+      {"tls-cert", Kind::String, "file", "PEM certificate (chain) for -tls-listen",
+       [](const Options& o) { return o.tls_cert; }, set_file(&Options::tls_cert)},
+      {"tls-key", Kind::String, "file", "PEM private key for -tls-listen",
+       [](const Options& o) { return o.tls_key; }, set_file(&Options::tls_key)},
+      {"auth-tokens", Kind::String, "file",
+       "token file (\"publish|play app/name TOKEN\" per line; clients add ?token=...); reloaded on SIGHUP",
+       [](const Options& o) { return o.auth_tokens; }, set_file(&Options::auth_tokens)},
+      {"on-connect", Kind::String, "url", "HTTP callback (POST) on connect; 2xx allows, anything else refuses",
+       [](const Options& o) { return o.on_connect; }, set_callback(&Options::on_connect)},
+      {"on-publish", Kind::String, "url",
+       "HTTP callback (POST) on publish; 2xx allows, 3xx with Location renames, anything else refuses",
+       [](const Options& o) { return o.on_publish; }, set_callback(&Options::on_publish)},
+      {"on-play", Kind::String, "url",
+       "HTTP callback (POST) on play; 2xx allows, 3xx with Location renames, anything else refuses",
+       [](const Options& o) { return o.on_play; }, set_callback(&Options::on_play)},
+      {"on-done", Kind::String, "url", "HTTP notification (POST) when a publisher or player leaves",
+       [](const Options& o) { return o.on_done; }, set_callback(&Options::on_done)},
+      {"auth-timeout", Kind::Duration, "duration",
+       "time an HTTP callback may take; past it the request is refused",
+       [](const Options& o) { return format_duration_ms(o.auth_timeout_ms); },
+       [](Options& o, const std::string& v, std::string& err) {
+         uint32_t ms;
+         if (!parse_duration_ms(v, ms, err)) return false;
+         if (ms == 0) {
+           err = "must be more than 0";
+           return false;
+         }
+         o.auth_timeout_ms = ms;
+         return true;
+       }},
+      {"allow-publish", Kind::List, "addr", "allow publishing from ADDR, ADDR/BITS or all (repeatable; first match wins)",
+       [](const Options&) { return std::string(); }, add_ip_rule("allow", "publish")},
+      {"deny-publish", Kind::List, "addr", "refuse publishing from ADDR, ADDR/BITS or all (repeatable)",
+       [](const Options&) { return std::string(); }, add_ip_rule("deny", "publish")},
+      {"allow-play", Kind::List, "addr", "allow playing from ADDR, ADDR/BITS or all (repeatable)",
+       [](const Options&) { return std::string(); }, add_ip_rule("allow", "play")},
+      {"deny-play", Kind::List, "addr", "refuse playing from ADDR, ADDR/BITS or all (repeatable)",
+       [](const Options&) { return std::string(); }, add_ip_rule("deny", "play")},
+      {"max-connections-per-ip", Kind::Uint, "n", "connections from one IP address beyond this are closed at accept (0 = unlimited)",
+       [](const Options& o) { return std::to_string(o.max_connections_per_ip); },
+       set_uint(&Options::max_connections_per_ip, 0, G_MAXUINT32)},
+      {"max-streams", Kind::Uint, "n", "refuse publishing beyond this many live streams (0 = unlimited)",
+       [](const Options& o) { return std::to_string(o.max_streams); }, set_uint(&Options::max_streams, 0, G_MAXUINT32)},
+      {"max-players", Kind::Uint, "n", "refuse players beyond this many per stream (0 = unlimited)",
+       [](const Options& o) { return std::to_string(o.max_players); }, set_uint(&Options::max_players, 0, G_MAXUINT32)},
       {"version", Kind::Bool, "", "print the version and exit",
        [](const Options&) { return std::string("false"); }, set_bool(&Options::version)},
       {"help", Kind::Bool, "", "print this help and exit",
@@ -394,6 +513,15 @@ ParseResult parse_options(int argc, char** argv, Options& out) {
     std::string err;
     if (!f->set(out, value, err))
       return fail("invalid value \"" + value + "\" for flag -" + name + ": " + err);
+  }
+  if (!out.help && !out.version) {
+    if (!out.tls_listen.empty() && (out.tls_cert.empty() || out.tls_key.empty()))
+      return fail("-tls-listen needs -tls-cert and -tls-key");
+    if (out.tls_listen.empty() && (!out.tls_cert.empty() || !out.tls_key.empty()))
+      return fail("-tls-cert and -tls-key need -tls-listen");
+    if (!out.tls_listen.empty() && out.tls_listen_port != 0 && out.tls_listen_port == out.listen_port &&
+        (out.tls_listen_host == out.listen_host || out.tls_listen_host == "0.0.0.0" || out.listen_host == "0.0.0.0"))
+      return fail("-tls-listen and -listen use the same port");
   }
   if (out.help) {
     fputs(usage_text(prog).c_str(), stdout);

@@ -31,10 +31,30 @@ struct Options {
   uint32_t max_connections = 10000;
   uint32_t max_message_size = 16u << 20;
 
+  // Secure ingest (docs/security.md).
+  std::string tls_listen;  // empty: no RTMPS listener
+  std::string tls_cert;    // PEM certificate (chain)
+  std::string tls_key;     // PEM private key
+  std::string auth_tokens;  // token file (TokenAuthorizer); reloaded on SIGHUP
+  std::string on_connect, on_publish, on_play, on_done;  // HTTP callbacks (HttpAuthorizer)
+  uint32_t auth_timeout_ms = 5000;
+  // IP rules in command-line order, as IpRulesAuthorizer lines:
+  // "allow publish 10.0.0.0/8", "deny play all".
+  std::vector<std::string> ip_rules;
+  uint32_t max_connections_per_ip = 0;  // 0 = unlimited
+  uint32_t max_streams = 0;
+  uint32_t max_players = 0;
+
   // Derived from the flags by parse().
   grtmp::log::Level level = grtmp::log::Level::Info;
   std::string listen_host = "127.0.0.1";  // "localhost" -> 127.0.0.1, "" -> 0.0.0.0
   uint16_t listen_port = 1935;
+  std::string tls_listen_host;  // from -tls-listen (same rules as -listen)
+  uint16_t tls_listen_port = 0;
+
+  bool has_http_callbacks() const {
+    return !on_connect.empty() || !on_publish.empty() || !on_play.empty() || !on_done.empty();
+  }
 };
 
 enum class ParseResult { Ok, Exit0, Exit2 };
