@@ -100,6 +100,8 @@ std::string render_stats_json(const MetricsInput& in) {
   j += ",\"handshake_failures\":" + num(in.server.handshake_failures);
   j += ",\"rejected_connections\":" + num(in.server.rejected_connections);
   j += ",\"protocol_errors\":" + num(in.server.protocol_errors);
+  j += ",\"auth_denials\":" + num(in.server.auth_denials);
+  j += ",\"tls_failures\":" + num(in.server.tls_failures);
   j += ",\"dropped_messages\":" + num(t.dropped);
   j += ",\"recordings_active\":" + num(in.router.recordings_active);
   j += "},\"streams\":[";
@@ -173,8 +175,12 @@ std::string render_prometheus(const MetricsInput& in) {
   metric("grtmp_dropped_messages_total", "counter", "Media messages dropped for slow players.", num(t.dropped));
   metric("grtmp_handshake_failures_total", "counter", "Connections that failed the RTMP handshake.",
          num(in.server.handshake_failures));
-  metric("grtmp_rejected_connections_total", "counter", "Connections refused over -max-connections.",
+  metric("grtmp_rejected_connections_total", "counter", "Connections refused over -max-connections or -max-connections-per-ip.",
          num(in.server.rejected_connections));
+  metric("grtmp_auth_denials_total", "counter", "Connects, publishes and plays refused by authorization.",
+         num(in.server.auth_denials));
+  metric("grtmp_tls_failures_total", "counter", "RTMPS connections whose TLS handshake failed or was below TLS 1.2.",
+         num(in.server.tls_failures));
   metric("grtmp_recordings_active", "gauge", "FLV recordings being written.", num(in.router.recordings_active));
   metric("grtmp_uptime_seconds", "gauge", "Seconds since the launcher started.", fixed(in.uptime_s, 3));
 
