@@ -434,7 +434,7 @@ bool ServerSession::start_play(const PlayParams& p, uint32_t sid, GError** error
   key_ = key;
   if (config_.max_players_per_stream) {
     auto existing = registry_.find(key);
-    if (existing && existing->info().subscribers >= config_.max_players_per_stream) {
+    if (existing && existing->info().players >= config_.max_players_per_stream) {
       send_status(sid, "error", status::kPlayFailed, "Too many players on this stream");
       log(log::Level::Warn, "play refused", {{"reason", "max_players_per_stream reached"}});
       return fail(error, GRTMP_ERROR_LIMIT, "max_players_per_stream reached");
