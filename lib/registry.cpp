@@ -223,7 +223,7 @@ void Stream::trim_gop_locked() {
   }
 }
 
-void Stream::push(Message msg) {
+uint8_t Stream::push(Message msg) {
   StreamEvent ev;
   ev.media.flags = classify_message(msg);
   ev.media.msg = std::move(msg);
@@ -298,6 +298,7 @@ void Stream::push(Message msg) {
   }
 
   for (auto& s : subscribers_) s->on_stream_event(ev);
+  return ev.media.flags;
 }
 
 // ---- Registry ----

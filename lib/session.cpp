@@ -531,11 +531,13 @@ bool ServerSession::on_media(Message& m, GError** error) {
   last_media_us_ = g_get_monotonic_time();
   m.csid = m.type == kMsgAudio ? kCsidAudio : kCsidVideo;
   if (stream_) {
-    uint8_t flags = classify_message(m);
+    const uint8_t type = m.type;
+    const size_t size = m.payload.size();
+    // The stream classifies each message once; the log line reuses it.
+    uint8_t flags = stream_->push(std::move(m));
     if ((flags & kFlagSequenceHeader) && log::enabled(log::Level::Info))
-      log(log::Level::Info, m.type == kMsgAudio ? "cached audio sequence header" : "cached video sequence header",
-          {{"size", std::to_string(m.payload.size())}});
-    stream_->push(std::move(m));
+      log(log::Level::Info, type == kMsgAudio ? "cached audio sequence header" : "cached video sequence header",
+          {{"size", std::to_string(size)}});
   }
   return true;
 }

@@ -100,7 +100,8 @@ class Stream {
 
   // Publisher's thread: classify, cache, fan out. Metadata messages must
   // already be stripped of @setDataFrame (type 18 "onMetaData", ...).
-  void push(Message msg);
+  // Returns the message's classification (MediaFlags), computed once here.
+  uint8_t push(Message msg);
 
   bool live() const;
   StreamInfo info() const;
