@@ -173,21 +173,24 @@ void Stream::attach(const std::shared_ptr<Subscriber>& s) {
   StreamEvent ev;
   ev.kind = StreamEvent::Kind::Publish;
   s->on_stream_event(ev);
-  auto replay = [&](const Bytes& payload, uint8_t type, uint32_t csid, uint8_t flags) {
+  auto replay = [&](const Bytes& payload, uint8_t type, uint32_t csid, uint8_t flags, bool at_zero) {
     if (!payload) return;
     StreamEvent e;
     e.media.msg.type = type;
     e.media.msg.csid = csid;
     e.media.msg.payload = payload;
     e.media.flags = flags;
-    // Headers carry the timestamp of the first cached frame so players
-    // see no backwards jump.
-    e.media.msg.timestamp = gop_.empty() ? 0 : gop_.front().msg.timestamp;
+    // Sequence headers carry the timestamp of the first cached frame so
+    // players see no backwards jump. onMetaData goes at 0: ffmpeg's FLV
+    // reader (and so rtmpdump's recordings read by ffprobe) takes a script
+    // tag at any other time for a data stream, and FLV itself puts
+    // onMetaData at 0.
+    e.media.msg.timestamp = at_zero || gop_.empty() ? 0 : gop_.front().msg.timestamp;
     s->on_stream_event(e);
   };
-  replay(info_.metadata, kMsgDataAmf0, kCsidData, kFlagData);
-  replay(info_.video_header, kMsgVideo, kCsidVideo, kFlagVideo | kFlagSequenceHeader);
-  replay(info_.audio_header, kMsgAudio, kCsidAudio, kFlagAudio | kFlagSequenceHeader);
+  replay(info_.metadata, kMsgDataAmf0, kCsidData, kFlagData, true);
+  replay(info_.video_header, kMsgVideo, kCsidVideo, kFlagVideo | kFlagSequenceHeader, false);
+  replay(info_.audio_header, kMsgAudio, kCsidAudio, kFlagAudio | kFlagSequenceHeader, false);
   for (auto& m : gop_) {
     StreamEvent e;
     e.media = m;

@@ -260,7 +260,9 @@ def test_serversink_played_by_rtmpdump():
     gl = gst_spawn(serversink_pipeline(port, 'live/dump'))
     try:
         check(wait_port(port, 10, proc=gl), 'rtmpserversink did not listen')
-        time.sleep(1.0)
+        # Join after the second keyframe (1 s GOP): the late-join replay then
+        # starts past 0, where a wrongly stamped onMetaData would show up.
+        time.sleep(1.6)
         out = tmp_path('rtmpdump.flv')
         rc, o, e = rtmpdump(f'rtmp://127.0.0.1:{port}/live/dump', out, duration=3, timeout=20)
         check(rc in (0, 2, TIMEOUT_RC), f'rtmpdump rc={rc}: {(o + e)[-800:]}')

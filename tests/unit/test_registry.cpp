@@ -94,8 +94,11 @@ TEST(Registry, LateJoinGetsPublishMetadataHeadersThenGopFromKeyframe) {
   EXPECT_EQ(ev[4].media.msg.timestamp, 80u);
   EXPECT_EQ(ev[5].media.msg.timestamp, 90u);
   EXPECT_EQ(ev[6].media.msg.timestamp, 120u);
-  // Headers are stamped with the first cached frame's time: no jump back.
-  EXPECT_EQ(ev[1].media.msg.timestamp, 80u);
+  // Sequence headers are stamped with the first cached frame's time (no
+  // jump back); onMetaData at 0, where FLV readers expect it.
+  EXPECT_EQ(ev[1].media.msg.timestamp, 0u);
+  EXPECT_EQ(ev[2].media.msg.timestamp, 80u);
+  EXPECT_EQ(ev[3].media.msg.timestamp, 80u);
 
   // The payload is shared, not copied.
   stream->push(video(160, false));
