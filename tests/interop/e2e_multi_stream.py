@@ -77,12 +77,16 @@ def test_three_streams_three_players_each():
         check(not foreign, f'{who}: {len(foreign)} frames of other streams ({sorted(set(foreign))})')
         check(cmp['ok'], f'{who}: ' + '; '.join(cmp['problems']))
         # docs/configuration.md: timestamps are the publisher's; the cached
-        # headers carry the first cached frame's timestamp.
+        # sequence headers carry the first cached frame's timestamp and
+        # onMetaData goes at 0 (where FLV readers expect script data).
         check(cmp['ts_offset'] == 0, f'{who}: timestamps shifted by {cmp["ts_offset"]} ms from the published ones')
         mt = media_tags(rec['tags'])
         first_ts = mt[0][1] if mt else None
-        pre_ts = sorted({ts for t, ts, d in rec['tags'][:rec['tags'].index(mt[0])]}) if mt else []
-        check(pre_ts == [first_ts], f'{who}: metadata/sequence header timestamps {pre_ts}, first frame at {first_ts}')
+        pre = rec['tags'][:rec['tags'].index(mt[0])] if mt else []
+        header_ts = sorted({ts for t, ts, d in pre if t != 18})
+        script_ts = sorted({ts for t, ts, d in pre if t == 18})
+        check(header_ts == [first_ts], f'{who}: sequence header timestamps {header_ts}, first frame at {first_ts}')
+        check(script_ts in ([0], []), f'{who}: onMetaData timestamps {script_ts} (want 0)')
         print(f'  {who}: {cmp["frames"]} frames ({cmp["video_frames"]} video, {cmp["audio_frames"]} audio) = '
               f'published frames {cmp["start_index"]}..{cmp["published_frames"] - 1}, '
               f'{"byte-equal" if cmp["ok"] else "MISMATCH"}, cross-talk {len(foreign)}', flush=True)
