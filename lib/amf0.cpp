@@ -5,7 +5,22 @@
 // modest: encoding, comparing and destroying a Value recurse too).
 // Declared counts are never trusted for allocation: a strict array that
 // claims 2^32-1 elements fails on the max_elements limit before anything is
-// read, and no container reserves by its declared count.
+// read, and no declared count reserves more than the buffer could hold.
+//
+// Allocation: each container's vector is reserved once, to size, instead of
+// reallocating and moving its 144-byte properties at every doubling.
+// - An ECMA array's or strict array's declared count is used if it fits a
+//   budget for the whole decode call: the buffer's length, where a property
+//   takes 3 bytes (key length and marker, the least it can be on the wire)
+//   and an element 1. So nested containers with lying counts cannot reserve
+//   more, together, than an honest buffer of that length would fill.
+// - Otherwise (objects, counts over the budget, a count that turns out too
+//   small) a look-ahead: it steps over the scalar members that follow
+//   (numbers, booleans, strings, null, ...: a few loads each), stops at the
+//   first nested container and counts one for it; once the container is
+//   decoded it looks ahead again, and a vector that must grow at least
+//   doubles. Every byte is looked at by at most one look-ahead (linear
+//   time), and it only counts members that are really in the buffer.
 //
 // Byte-exact round trip: the decoded Value keeps the marker (String vs
 // LongString), the ECMA array's declared count, the Date's time zone and the
@@ -25,6 +40,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <tuple>
 
 #include "grtmp/error.h"
 
@@ -74,10 +90,33 @@ const char* marker_name(uint8_t m) {
   return "unknown";
 }
 
+// Builds a Value to decode into, default-initialised member by member.
+// emplace_back(Fresh{}) constructs it in place through this conversion;
+// emplace_back() would value-initialise it instead, which GCC compiles to a
+// zero fill of all 112 bytes with `rep stos` (slow to start: 12 % of a
+// metadata decode) before storing the member initialisers anyway.
+struct Fresh {
+  operator Value() const {
+    Value v;
+    return v;
+  }
+};
+
+// Grows `v` to hold `n` elements: exactly the first time, then at least
+// doubling, so repeated look-aheads in one container stay amortised linear.
+template <class T>
+void reserve_for(std::vector<T>& v, size_t n) {
+  if (n > v.capacity()) v.reserve(std::max(n, 2 * v.capacity()));
+}
+
 class Decoder {
  public:
   Decoder(const uint8_t* data, size_t len, const Limits& limits, GError** error)
-      : base_(data), len_(len), limits_(limits), error_(error) {}
+      : base_(data), len_(len), limits_(limits), error_(error), budget_(len) {}
+
+  // Values ahead of `off` up to the end of the buffer, as far as a cheap
+  // look-ahead can tell (see values_ahead); sizes decode_all's vector.
+  size_t top_level_values_ahead(size_t off) const { return values_ahead(off, len_ - off); }
 
   // Decodes one value at `off`. `depth` is the number of containers that
   // enclose the value.
@@ -134,7 +173,7 @@ class Decoder {
         if (len_ - off < 4) return truncated(off, "ECMA array count");
         out.ecma_count = load_u32(base_ + off);  // advisory: read until object end
         off += 4;
-        return properties(off, out, depth + 1);
+        return properties(off, out, depth + 1, out.ecma_count);
       }
       case Marker::StrictArray: {
         if (!enter(start, depth)) return false;
@@ -153,9 +192,16 @@ class Decoder {
               "AMF0 strict array at offset %zu declares %u elements but only %zu "
               "bytes remain",
               start, count, len_ - off);
+        std::vector<Value>& elems = out.elements;
+        size_t planned = claim(count, 1);  // elements reserved for so far
+        reserve_for(elems, planned);
         for (uint32_t i = 0; i < count; i++) {
-          out.elements.emplace_back();
-          if (!value(off, out.elements.back(), depth + 1)) return false;
+          if (elems.size() == planned) {
+            planned = elems.size() + values_ahead(off, count - i);
+            reserve_for(elems, planned);
+          }
+          elems.emplace_back(Fresh{});
+          if (!value(off, elems.back(), depth + 1)) return false;
         }
         return true;
       }
@@ -184,12 +230,23 @@ class Decoder {
  private:
   // Properties of an Object / EcmaArray / TypedObject, up to and including
   // the object end (empty key + 0x09).
-  bool properties(size_t& off, Value& out, uint32_t depth) {
+  // `declared`: an ECMA array's count, 0 for objects.
+  bool properties(size_t& off, Value& out, uint32_t depth, uint32_t declared = 0) {
+    std::vector<Property>& props = out.properties;
+    // A count over max_elements is a lie or a limit error: look ahead instead.
+    size_t planned = claim(declared <= limits_.max_elements ? declared : 0, 3);  // reserved for
+    reserve_for(props, planned);
     for (;;) {
+      if (props.size() == planned) {
+        // size() <= max_elements here: the limit is checked before each add.
+        planned = props.size() + properties_ahead(off, limits_.max_elements - props.size());
+        reserve_for(props, planned);
+      }
       const size_t key_off = off;
-      std::string key;
-      if (!short_string(off, key, "property name")) return false;
-      if (key.empty()) {
+      const char* key = nullptr;
+      size_t key_len = 0;
+      if (!short_string_span(off, key, key_len, "property name")) return false;
+      if (key_len == 0) {
         if (off >= len_) return truncated(off, "object end marker");
         if (base_[off] == static_cast<uint8_t>(Marker::ObjectEnd)) {
           off++;
@@ -197,12 +254,89 @@ class Decoder {
         }
         // An empty key followed by a real value: unusual but representable.
       }
-      if (out.properties.size() >= limits_.max_elements)
+      if (props.size() >= limits_.max_elements)
         return limit("AMF0 %s has more than max_elements (%u) properties at offset %zu",
                      marker_name(uint8_t(out.type)), limits_.max_elements, key_off);
-      out.properties.emplace_back(std::move(key), Value());
-      if (!value(off, out.properties.back().second, depth)) return false;
+      // The key is built in place from the buffer: no temporary string.
+      props.emplace_back(std::piecewise_construct, std::forward_as_tuple(key, key_len),
+                         std::forward_as_tuple(Fresh{}));
+      if (!value(off, props.back().second, depth)) return false;
     }
+  }
+
+  // Reserving by a declared count of `n` members of at least `bytes` each:
+  // `n` if it fits the budget (and takes it from the budget), else 0 (look
+  // ahead instead).
+  size_t claim(size_t n, size_t bytes) {
+    if (n > budget_ / bytes) return 0;
+    budget_ -= n * bytes;
+    return n;
+  }
+
+  // Look-ahead for reserving (never an error: decoding reports those). Steps
+  // `p` over one scalar value and returns true; false for a container, a
+  // marker that is not a value, or a value that does not fit the buffer.
+  bool skip_scalar(size_t& p) const {
+    if (p >= len_) return false;
+    const size_t left = len_ - p - 1;  // after the marker
+    const uint8_t* q = base_ + p + 1;
+    size_t n;
+    switch (static_cast<Marker>(base_[p])) {
+      case Marker::Number:
+        n = 8;
+        break;
+      case Marker::Boolean:
+        n = 1;
+        break;
+      case Marker::Null:
+      case Marker::Undefined:
+      case Marker::Unsupported:
+        n = 0;
+        break;
+      case Marker::Reference:
+        n = 2;
+        break;
+      case Marker::Date:
+        n = 10;
+        break;
+      case Marker::String:
+        if (left < 2) return false;
+        n = 2 + ((size_t(q[0]) << 8) | q[1]);
+        break;
+      case Marker::LongString:
+      case Marker::XmlDocument:
+        if (left < 4) return false;
+        n = 4 + size_t(load_u32(q));
+        break;
+      default:
+        return false;
+    }
+    if (n > left) return false;
+    p += 1 + n;
+    return true;
+  }
+
+  // How many values to reserve for at `p`, at most `cap`: the scalars that
+  // follow, plus one for the value that stopped the look-ahead.
+  size_t values_ahead(size_t p, size_t cap) const {
+    size_t n = 0;
+    while (n < cap && skip_scalar(p)) n++;
+    return n < cap ? n + 1 : cap;
+  }
+
+  // The same for properties; the object end stops it without the extra one.
+  size_t properties_ahead(size_t p, size_t cap) const {
+    size_t n = 0;
+    while (n < cap) {
+      if (len_ - p < 2) break;
+      const size_t k = (size_t(base_[p]) << 8) | base_[p + 1];
+      if (k > len_ - p - 2) break;
+      p += 2 + k;
+      if (k == 0 && p < len_ && base_[p] == static_cast<uint8_t>(Marker::ObjectEnd)) return n;
+      if (!skip_scalar(p)) break;
+      n++;
+    }
+    return n < cap ? n + 1 : cap;
   }
 
   bool enter(size_t start, uint32_t depth) {
@@ -221,9 +355,18 @@ class Decoder {
   }
 
   bool short_string(size_t& off, std::string& s, const char* what) {
+    const char* p = nullptr;
+    size_t n = 0;
+    if (!short_string_span(off, p, n, what)) return false;
+    s.assign(p, n);
+    return true;
+  }
+
+  // A short string's bytes in the buffer, checked and stepped over.
+  bool short_string_span(size_t& off, const char*& p, size_t& n, const char* what) {
     if (len_ - off < 2) return truncated(off, what);
-    const size_t n = (size_t(base_[off]) << 8) | base_[off + 1];
-    return string_body(off, 2, n, s, what);
+    n = (size_t(base_[off]) << 8) | base_[off + 1];
+    return string_span(off, 2, n, p, what);
   }
 
   bool long_string(size_t& off, std::string& s, const char* what) {
@@ -233,13 +376,22 @@ class Decoder {
   }
 
   bool string_body(size_t& off, size_t hdr, size_t n, std::string& s, const char* what) {
+    const char* p = nullptr;
+    if (!string_span(off, hdr, n, p, what)) return false;
+    s.assign(p, n);
+    return true;
+  }
+
+  // Checks a string of `n` bytes after a `hdr`-byte length at `off` against
+  // max_string and the buffer, points `p` at its bytes and steps over it.
+  bool string_span(size_t& off, size_t hdr, size_t n, const char*& p, const char* what) {
     if (n > limits_.max_string)
       return limit("AMF0 %s at offset %zu is %zu bytes, exceeds max_string (%u)", what, off, n,
                    limits_.max_string);
     if (n > len_ - off - hdr)
       return malformed("AMF0 %s at offset %zu claims %zu bytes but only %zu remain", what, off, n,
                        len_ - off - hdr);
-    s.assign(reinterpret_cast<const char*>(base_ + off + hdr), n);
+    p = reinterpret_cast<const char*>(base_ + off + hdr);
     off += hdr + n;
     return true;
   }
@@ -282,28 +434,165 @@ class Decoder {
   const Limits& limits_;
   GError** error_;
   uint32_t total_ = 0;
+  size_t budget_;  // bytes left for reserving by declared counts (see the top)
 };
 
-void encode_short_key(std::string_view s, ByteWriter& out) {
-  // Keys are UTF-8 with a 16-bit length; a longer key cannot be expressed
-  // and is cut at 65535 bytes.
-  const size_t n = std::min<size_t>(s.size(), 0xffff);
-  out.u16(uint16_t(n));
-  out.raw(s.data(), n);
+// ---- encoding ----
+//
+// Two passes: encoded_size() walks the tree and the buffer grows once by
+// exactly that much, then write_value() stores through a pointer into it. The
+// byte-at-a-time ByteWriter would check capacity per byte and, for a fresh
+// writer, reallocate and copy at every doubling.
+
+// Keys and short strings are UTF-8 with a 16-bit length; a longer key cannot
+// be expressed and is cut at 65535 bytes. Long strings are cut at 2^32-1.
+size_t short_len(std::string_view s) { return std::min<size_t>(s.size(), 0xffff); }
+size_t long_len(std::string_view s) { return std::min<size_t>(s.size(), 0xffffffffu); }
+
+size_t encoded_size(const Value& v);
+
+size_t properties_size(const std::vector<Property>& props) {
+  size_t n = 3;  // empty key + object end
+  for (const auto& [k, val] : props) n += 2 + short_len(k) + encoded_size(val);
+  return n;
 }
 
-void encode_long(std::string_view s, ByteWriter& out) {
-  out.u32(uint32_t(std::min<size_t>(s.size(), 0xffffffffu)));
-  out.raw(s.data(), std::min<size_t>(s.size(), 0xffffffffu));
-}
-
-void encode_properties(const std::vector<Property>& props, ByteWriter& out) {
-  for (const auto& [k, v] : props) {
-    encode_short_key(k, out);
-    encode(v, out);
+// Must match write_value() byte for byte.
+size_t encoded_size(const Value& v) {
+  switch (v.type) {
+    case Marker::Number:
+      return 1 + 8;
+    case Marker::Boolean:
+      return 1 + 1;
+    case Marker::String:
+      if (v.string.size() > 0xffff) return 1 + 4 + long_len(v.string);  // promoted
+      return 1 + 2 + v.string.size();
+    case Marker::LongString:
+    case Marker::XmlDocument:
+      return 1 + 4 + long_len(v.string);
+    case Marker::Reference:
+      return 1 + 2;
+    case Marker::Date:
+      return 1 + 8 + 2;
+    case Marker::Object:
+      return 1 + properties_size(v.properties);
+    case Marker::TypedObject:
+      return 1 + 2 + short_len(v.string) + properties_size(v.properties);
+    case Marker::EcmaArray:
+      return 1 + 4 + properties_size(v.properties);
+    case Marker::StrictArray: {
+      size_t n = 1 + 4;
+      for (const auto& e : v.elements) n += encoded_size(e);
+      return n;
+    }
+    case Marker::AvmPlus:
+      return 1 + v.string.size();
+    default:
+      return 1;  // Null, Undefined, Unsupported; a null for what cannot be encoded
   }
-  out.u16(0);
-  out.u8(uint8_t(Marker::ObjectEnd));
+}
+
+uint8_t* put_u8(uint8_t* p, uint8_t v) {
+  *p = v;
+  return p + 1;
+}
+
+uint8_t* put_u16(uint8_t* p, uint16_t v) {
+  p[0] = uint8_t(v >> 8);
+  p[1] = uint8_t(v);
+  return p + 2;
+}
+
+uint8_t* put_u32(uint8_t* p, uint32_t v) {
+  store_u32(p, v);
+  return p + 4;
+}
+
+uint8_t* put_f64(uint8_t* p, double v) {
+  uint64_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  store_u32(p, uint32_t(bits >> 32));
+  store_u32(p + 4, uint32_t(bits));
+  return p + 8;
+}
+
+uint8_t* put_raw(uint8_t* p, const char* s, size_t n) {
+  if (n) std::memcpy(p, s, n);
+  return p + n;
+}
+
+uint8_t* put_short(uint8_t* p, std::string_view s) {
+  const size_t n = short_len(s);
+  return put_raw(put_u16(p, uint16_t(n)), s.data(), n);
+}
+
+uint8_t* put_long(uint8_t* p, std::string_view s) {
+  const size_t n = long_len(s);
+  return put_raw(put_u32(p, uint32_t(n)), s.data(), n);
+}
+
+uint8_t* write_value(const Value& v, uint8_t* p);
+
+uint8_t* write_properties(const std::vector<Property>& props, uint8_t* p) {
+  for (const auto& [k, v] : props) p = write_value(v, put_short(p, k));
+  p = put_u16(p, 0);
+  return put_u8(p, uint8_t(Marker::ObjectEnd));
+}
+
+uint8_t* write_value(const Value& v, uint8_t* p) {
+  switch (v.type) {
+    case Marker::Number:
+      return put_f64(put_u8(p, uint8_t(Marker::Number)), v.number);
+    case Marker::Boolean:
+      p = put_u8(p, uint8_t(Marker::Boolean));
+      return put_u8(p, v.boolean ? 1 : 0);
+    case Marker::String:
+      if (v.string.size() > 0xffff)  // cannot be a short string: promote
+        return put_long(put_u8(p, uint8_t(Marker::LongString)), v.string);
+      return put_short(put_u8(p, uint8_t(Marker::String)), v.string);
+    case Marker::LongString:
+    case Marker::XmlDocument:
+      return put_long(put_u8(p, uint8_t(v.type)), v.string);
+    case Marker::Null:
+    case Marker::Undefined:
+    case Marker::Unsupported:
+      return put_u8(p, uint8_t(v.type));
+    case Marker::Reference:
+      return put_u16(put_u8(p, uint8_t(Marker::Reference)), v.reference);
+    case Marker::Date:
+      p = put_f64(put_u8(p, uint8_t(Marker::Date)), v.number);
+      return put_u16(p, uint16_t(v.timezone));
+    case Marker::Object:
+      return write_properties(v.properties, put_u8(p, uint8_t(Marker::Object)));
+    case Marker::TypedObject:
+      p = put_short(put_u8(p, uint8_t(Marker::TypedObject)), v.string);
+      return write_properties(v.properties, p);
+    case Marker::EcmaArray:
+      p = put_u32(put_u8(p, uint8_t(Marker::EcmaArray)), v.ecma_count);
+      return write_properties(v.properties, p);
+    case Marker::StrictArray:
+      p = put_u32(put_u8(p, uint8_t(Marker::StrictArray)), uint32_t(v.elements.size()));
+      for (const auto& e : v.elements) p = write_value(e, p);
+      return p;
+    case Marker::AvmPlus:
+      return put_raw(put_u8(p, uint8_t(Marker::AvmPlus)), v.string.data(), v.string.size());
+    case Marker::ObjectEnd:
+    case Marker::MovieClip:
+    case Marker::RecordSet:
+      break;
+  }
+  // Not a value on its own (object end) or reserved: nothing sensible to
+  // write; Null keeps the stream decodable.
+  g_warning("amf0::encode: cannot encode marker 0x%02x, writing null", unsigned(v.type));
+  return put_u8(p, uint8_t(Marker::Null));
+}
+
+// Appends `n` bytes to `out` and returns where they start.
+uint8_t* grow(ByteWriter& out, size_t n) {
+  std::vector<uint8_t>& buf = out.buffer();
+  const size_t at = buf.size();
+  buf.resize(at + n);
+  return buf.data() + at;
 }
 
 void append_number(std::string& s, double v) {
@@ -470,7 +759,10 @@ Value Value::make_string(std::string_view v) {
   return r;
 }
 
-Value Value::make_null() { return Value(); }
+Value Value::make_null() {
+  Value r;  // not Value(): see Fresh
+  return r;
+}
 
 Value Value::make_undefined() {
   Value r;
@@ -608,96 +900,45 @@ bool decode_all(const uint8_t* data, size_t len, std::vector<Value>& out, const 
   Decoder d(data, len, limits, error);
   std::vector<Value> values;
   size_t off = 0;
+  size_t planned = 0;  // values the last look-ahead accounted for
   while (off < len) {
-    values.emplace_back();
+    if (values.size() == planned) {
+      planned = values.size() + d.top_level_values_ahead(off);
+      reserve_for(values, planned);
+    }
+    values.emplace_back(Fresh{});
     if (!d.value(off, values.back(), 0)) return false;
   }
   out = std::move(values);
   return true;
 }
 
-// ---- encoding ----
+// ---- encoding (see write_value() above) ----
 
 void encode(const Value& v, ByteWriter& out) {
-  switch (v.type) {
-    case Marker::Number:
-      out.u8(uint8_t(Marker::Number));
-      out.f64(v.number);
-      return;
-    case Marker::Boolean:
-      out.u8(uint8_t(Marker::Boolean));
-      out.u8(v.boolean ? 1 : 0);
-      return;
-    case Marker::String:
-      if (v.string.size() > 0xffff) {  // cannot be a short string: promote
-        out.u8(uint8_t(Marker::LongString));
-        encode_long(v.string, out);
-      } else {
-        out.u8(uint8_t(Marker::String));
-        encode_short_key(v.string, out);
-      }
-      return;
-    case Marker::LongString:
-    case Marker::XmlDocument:
-      out.u8(uint8_t(v.type));
-      encode_long(v.string, out);
-      return;
-    case Marker::Null:
-    case Marker::Undefined:
-    case Marker::Unsupported:
-      out.u8(uint8_t(v.type));
-      return;
-    case Marker::Reference:
-      out.u8(uint8_t(Marker::Reference));
-      out.u16(v.reference);
-      return;
-    case Marker::Date:
-      out.u8(uint8_t(Marker::Date));
-      out.f64(v.number);
-      out.u16(uint16_t(v.timezone));
-      return;
-    case Marker::Object:
-      out.u8(uint8_t(Marker::Object));
-      encode_properties(v.properties, out);
-      return;
-    case Marker::TypedObject:
-      out.u8(uint8_t(Marker::TypedObject));
-      encode_short_key(v.string, out);
-      encode_properties(v.properties, out);
-      return;
-    case Marker::EcmaArray:
-      out.u8(uint8_t(Marker::EcmaArray));
-      out.u32(v.ecma_count);
-      encode_properties(v.properties, out);
-      return;
-    case Marker::StrictArray:
-      out.u8(uint8_t(Marker::StrictArray));
-      out.u32(uint32_t(v.elements.size()));
-      for (const auto& e : v.elements) encode(e, out);
-      return;
-    case Marker::AvmPlus:
-      out.u8(uint8_t(Marker::AvmPlus));
-      out.raw(v.string);
-      return;
-    case Marker::ObjectEnd:
-    case Marker::MovieClip:
-    case Marker::RecordSet:
-      break;
-  }
-  // Not a value on its own (object end) or reserved: nothing sensible to
-  // write; Null keeps the stream decodable.
-  g_warning("amf0::encode: cannot encode marker 0x%02x, writing null", unsigned(v.type));
-  out.u8(uint8_t(Marker::Null));
+  const size_t n = encoded_size(v);
+  uint8_t* p = grow(out, n);
+  uint8_t* end = write_value(v, p);
+  g_assert(size_t(end - p) == n);
 }
 
 void encode_all(const std::vector<Value>& values, ByteWriter& out) {
-  for (const auto& v : values) encode(v, out);
+  size_t n = 0;
+  for (const auto& v : values) n += encoded_size(v);
+  uint8_t* p = grow(out, n);
+  uint8_t* const start = p;
+  for (const auto& v : values) p = write_value(v, p);
+  g_assert(size_t(p - start) == n);
 }
 
 Bytes encode_to_bytes(const std::vector<Value>& values) {
-  ByteWriter w;
-  encode_all(values, w);
-  return w.to_bytes();
+  size_t n = 0;
+  for (const auto& v : values) n += encoded_size(v);
+  auto* data = static_cast<uint8_t*>(g_malloc(n));
+  uint8_t* p = data;
+  for (const auto& v : values) p = write_value(v, p);
+  g_assert(size_t(p - data) == n);
+  return Bytes::take(data, n);
 }
 
 }  // namespace grtmp::amf0

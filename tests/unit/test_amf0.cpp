@@ -933,3 +933,199 @@ TEST(Amf0Value, EncodeToBytes) {
   ASSERT_EQ(b.size(), 5u);
   EXPECT_EQ(std::memcmp(b.data(), "\x02\x00\x01" "a\x05", 5), 0);
 }
+
+// ---------------------------------------------------------------------------
+// Encoding sizes the buffer first (encoded_size, then writes through a
+// pointer): appending, every marker, and encode_to_bytes agree with it.
+
+TEST(Amf0Encode, AppendsAfterExistingBytes) {
+  Value o = Value::make_object({{"k", Value::make_string("v")},
+                                {"n", Value::make_strict_array({Value::make_number(2)})}});
+  ByteWriter w;
+  w.u8(0xaa);
+  w.u16(0xbbcc);
+  encode(o, w);
+  Buf want{0xaa, 0xbb, 0xcc};
+  Buf body = enc(o);
+  want.insert(want.end(), body.begin(), body.end());
+  EXPECT_EQ(w.buffer(), want);
+  // encode_all appends too, and equals the values encoded one by one.
+  std::vector<Value> vs{Value::make_string("x"), o, Value::make_null()};
+  encode_all(vs, w);
+  for (const auto& v : vs) {
+    Buf b = enc(v);
+    want.insert(want.end(), b.begin(), b.end());
+  }
+  EXPECT_EQ(w.buffer(), want);
+  grtmp::Bytes bytes = encode_to_bytes(vs);
+  EXPECT_EQ(Buf(bytes.data(), bytes.data() + bytes.size()), enc_all(vs));
+  // Nothing to encode: an empty but valid Bytes, and no bytes appended.
+  grtmp::Bytes none = encode_to_bytes({});
+  EXPECT_TRUE(bool(none));
+  EXPECT_EQ(none.size(), 0u);
+  const size_t before = w.size();
+  encode_all({}, w);
+  EXPECT_EQ(w.size(), before);
+}
+
+TEST(Amf0Encode, LongKeysAndClassNamesAreCut) {
+  // A key or class name over 65535 bytes cannot be expressed: cut, and the
+  // length agrees with the bytes written.
+  const std::string big(70000, 'k');
+  Value o = Value::make_object();
+  o.properties.emplace_back(big, Value::make_null());
+  Buf b = enc(o);
+  ASSERT_EQ(b.size(), 1 + 2 + 65535 + 1 + 3);
+  Value back = dec1(b);
+  ASSERT_EQ(back.properties.size(), 1u);
+  EXPECT_EQ(back.properties[0].first, big.substr(0, 65535));
+  Value to = typed(Marker::TypedObject);
+  to.string = big;
+  b = enc(to);
+  ASSERT_EQ(b.size(), 1 + 2 + 65535 + 3);
+  EXPECT_EQ(dec1(b).string, big.substr(0, 65535));
+}
+
+TEST(Amf0Encode, MarkersThatAreNoValueBecomeNull) {
+  // Prints a warning for each: object end and the reserved markers.
+  for (Marker m : {Marker::ObjectEnd, Marker::MovieClip, Marker::RecordSet}) {
+    Value o = Value::make_object({{"a", typed(m)}, {"b", Value::make_number(1)}});
+    Buf b = enc(o);
+    Buf want{0x03};
+    put_key(want, "a");
+    want.push_back(0x05);
+    put_key(want, "b");
+    Buf num = enc(Value::make_number(1));
+    want.insert(want.end(), num.begin(), num.end());
+    put_end(want);
+    EXPECT_EQ(b, want);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Reserving container vectors: by a declared count within the buffer's
+// budget, else by looking ahead. The decoded values must not depend on it,
+// and no count can make the decoder reserve more than the buffer could fill.
+
+namespace {
+
+// Slots reserved in the whole tree, in bytes.
+size_t reserved_bytes(const Value& v) {
+  size_t n = v.properties.capacity() * sizeof(Property) + v.elements.capacity() * sizeof(Value);
+  for (const auto& [k, val] : v.properties) n += reserved_bytes(val);
+  for (const auto& e : v.elements) n += reserved_bytes(e);
+  return n;
+}
+
+}  // namespace
+
+TEST(Amf0Reserve, EcmaCountTooSmallTooLargeOrZero) {
+  // Containers in between, so the look-ahead has to resume after each.
+  auto ecma = [](uint32_t declared) {
+    Buf b{0x08};
+    put_u32(b, declared);
+    for (int i = 0; i < 40; i++) {
+      put_key(b, std::to_string(i));
+      switch (i % 4) {
+        case 0:
+          b.insert(b.end(), {0x00, 0x40, 0x00, 0, 0, 0, 0, 0, 0});  // 2.0
+          break;
+        case 1:
+          b.push_back(0x03);  // {"x": null}
+          put_key(b, "x");
+          b.push_back(0x05);
+          put_end(b);
+          break;
+        case 2:
+          b.push_back(0x0a);  // [true, "s"]
+          put_u32(b, 2);
+          b.insert(b.end(), {0x01, 0x01, 0x02, 0x00, 0x01, 's'});
+          break;
+        default:
+          b.insert(b.end(), {0x02, 0x00, 0x02, 'h', 'i'});
+      }
+    }
+    put_end(b);
+    return b;
+  };
+  Value want = dec1(ecma(40));
+  ASSERT_EQ(want.properties.size(), 40u);
+  EXPECT_EQ(want.properties.capacity(), 40u);  // the honest count, exactly
+  for (uint32_t declared : {0u, 1u, 3u, 39u, 41u, 1000u, 0xffffffffu}) {
+    SCOPED_TRACE(declared);
+    Buf b = ecma(declared);
+    Value v = dec1(b);
+    EXPECT_EQ(v.ecma_count, declared);
+    EXPECT_EQ(v.properties, want.properties);
+    EXPECT_EQ(enc(v), b);  // the declared count re-encodes as it was
+    EXPECT_LE(v.properties.capacity(), std::max<size_t>(2 * 40, declared <= b.size() / 3 ? declared : 0));
+  }
+}
+
+TEST(Amf0Reserve, ManyPropertiesBetweenContainersStayLinear) {
+  // 20000 properties alternating a number and an empty object: the
+  // look-ahead runs after every container and the vector grows by doubling.
+  Buf b{0x03};
+  const int n = 20000;
+  for (int i = 0; i < n; i++) {
+    put_key(b, std::to_string(i));
+    if (i % 2) {
+      b.push_back(0x03);
+      put_end(b);
+    } else {
+      b.insert(b.end(), {0x00, 0, 0, 0, 0, 0, 0, 0, 0});
+    }
+  }
+  put_end(b);
+  auto t0 = std::chrono::steady_clock::now();
+  Value v = dec1(b);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+                .count();
+  ASSERT_EQ(v.properties.size(), size_t(n));
+  EXPECT_LE(v.properties.capacity(), size_t(2 * n));
+  EXPECT_EQ(enc(v), b);
+  EXPECT_LT(ms, 2000);  // quadratic re-reserving would take far longer
+}
+
+TEST(Amf0Reserve, LyingCountsReserveNoMoreThanTheBufferCouldFill) {
+  // 60 nested ECMA arrays and strict arrays, each declaring as many members
+  // as the whole buffer could hold, each holding one. Honest buffers of this
+  // length could fill at most len/3 properties or len elements.
+  for (uint32_t claim : {0u, 1u, 2u, 3u}) {
+    SCOPED_TRACE(claim);
+    const int depth = 60;
+    Buf b;
+    for (int i = 0; i < depth; i++) {
+      if (i % 2) {
+        b.push_back(0x0a);
+        put_u32(b, 1);  // strict array counts must be honest: exactly one
+      } else {
+        b.push_back(0x08);
+        put_u32(b, 0);  // patched below
+        put_key(b, "a");
+      }
+    }
+    b.push_back(0x05);
+    for (int i = depth - 1; i >= 0; i--)
+      if (i % 2 == 0) put_end(b);
+    // The declared ECMA counts: 0, the most the buffer could hold, more than
+    // that, or 2^32-1.
+    const uint32_t declared = claim == 0 ? 0 : claim == 1 ? uint32_t(b.size() / 3)
+                              : claim == 2 ? uint32_t(b.size())
+                                           : 0xffffffffu;
+    for (size_t i = 0, at = 0; i < size_t(depth); i++) {
+      if (i % 2 == 0) {
+        b[at + 1] = uint8_t(declared >> 24);
+        b[at + 2] = uint8_t(declared >> 16);
+        b[at + 3] = uint8_t(declared >> 8);
+        b[at + 4] = uint8_t(declared);
+        at += 1 + 4 + 2 + 1;
+      } else {
+        at += 1 + 4;
+      }
+    }
+    Value v = dec1(b);
+    EXPECT_EQ(enc(v), b);
+    EXPECT_LE(reserved_bytes(v), b.size() / 3 * sizeof(Property) + 2 * depth * sizeof(Property));
+  }
+}
