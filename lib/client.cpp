@@ -85,6 +85,26 @@ guint timeout_seconds(uint32_t ms) { return ms == 0 ? 0 : (ms + 999) / 1000; }
 
 std::string txn_str(double txn) { return std::to_string(static_cast<long long>(txn)); }
 
+// "unknown CA or self-signed, host name mismatch" for a certificate that failed validation.
+std::string certificate_errors_text(GTlsCertificateFlags flags) {
+  static const std::pair<GTlsCertificateFlags, const char*> names[] = {
+      {G_TLS_CERTIFICATE_UNKNOWN_CA, "unknown CA or self-signed"},
+      {G_TLS_CERTIFICATE_BAD_IDENTITY, "host name mismatch"},
+      {G_TLS_CERTIFICATE_NOT_ACTIVATED, "not yet valid"},
+      {G_TLS_CERTIFICATE_EXPIRED, "expired"},
+      {G_TLS_CERTIFICATE_REVOKED, "revoked"},
+      {G_TLS_CERTIFICATE_INSECURE, "insecure algorithm"},
+      {G_TLS_CERTIFICATE_GENERIC_ERROR, "other validation error"},
+  };
+  std::string s;
+  for (auto& [flag, name] : names) {
+    if (!(flags & flag)) continue;
+    if (!s.empty()) s += ", ";
+    s += name;
+  }
+  return s;
+}
+
 }  // namespace
 
 bool split_aggregate(const Message& m, std::vector<Message>& out, GError** error) {
@@ -693,12 +713,24 @@ bool Client::connect(const Url& url, GCancellable* cancellable, GError** error) 
       d.teardown();
       return false;
     }
+    // RTMP ends streams with its own messages; servers (ours included) often
+    // close without a TLS close_notify, which must read as a plain close.
+    g_tls_connection_set_require_close_notify(G_TLS_CONNECTION(tls), FALSE);
     G_GNUC_BEGIN_IGNORE_DEPRECATIONS
     g_tls_client_connection_set_validation_flags(G_TLS_CLIENT_CONNECTION(tls), d.opts.tls_validation_flags);
     G_GNUC_END_IGNORE_DEPRECATIONS
     d.io = tls;
     if (!g_tls_connection_handshake(G_TLS_CONNECTION(tls), cancellable, &e)) {
       g_object_unref(addr);
+      // GIO says only "Unacceptable TLS certificate": name the checks that failed.
+      if (g_error_matches(e, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE)) {
+        std::string why = certificate_errors_text(g_tls_connection_get_peer_certificate_errors(G_TLS_CONNECTION(tls)));
+        if (!why.empty()) {
+          gchar* m = g_strdup_printf("%s (%s)", e->message, why.c_str());
+          g_free(e->message);
+          e->message = m;
+        }
+      }
       std::string what = "TLS handshake with " + where;
       d.io_error(e, error, what.c_str());
       d.teardown();
