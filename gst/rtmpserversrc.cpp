@@ -304,7 +304,8 @@ static void add_pad(GstGrtmpServerSrc* src, Port* port, GstCaps* caps, GstClockT
   port->added = true;
   GST_INFO_OBJECT(src, "adding pad %s for stream %s with caps %" GST_PTR_FORMAT, GST_PAD_NAME(pad),
                   port->key.c_str(), caps);
-  gst_element_add_pad(GST_ELEMENT(src), GST_PAD(gst_object_ref(pad)));
+  // The element takes its own reference (gst_object_set_parent); port->pad keeps ours.
+  gst_element_add_pad(GST_ELEMENT(src), pad);
 }
 
 // Returns false when the task must stop.

@@ -130,6 +130,31 @@ TEST_F(ServerSrcTest, PublishedStreamComesOutAsFlvTags) {
   EXPECT_EQ(bus_error(p.pipe), "");
 }
 
+TEST_F(ServerSrcTest, RemovedPadsAreFreed) {
+  // Each pad is owned by its port and, while added, by the element: once
+  // removed and its port gone, nothing may keep it alive.
+  GstPad* weak = nullptr;
+  {
+    SrcPipeline p("live/w", true, false);
+    g_signal_connect(p.src, "pad-added", G_CALLBACK(+[](GstElement*, GstPad* pad, GstPad** out) {
+                       *out = pad;
+                       g_object_add_weak_pointer(G_OBJECT(pad), reinterpret_cast<gpointer*>(out));
+                     }),
+                     &weak);
+    uint16_t port = p.start();
+    ASSERT_NE(port, 0);
+    auto client = publisher(port, "live/w");
+    ASSERT_TRUE(client);
+    ASSERT_TRUE(send_all(*client, media().messages()));
+    ASSERT_TRUE(wait_for([&] { return p.pads_added.load() == 1; }));
+    client->close();
+    ASSERT_TRUE(wait_for([&] { return p.pads_removed.load() == 1; }));
+  }
+  // (Not before: the undrained bus holds the pad's stream-status messages.)
+  EXPECT_EQ(weak, nullptr) << "pad leaked";
+  if (weak) g_object_remove_weak_pointer(G_OBJECT(weak), reinterpret_cast<gpointer*>(&weak));
+}
+
 TEST_F(ServerSrcTest, DecodesThroughFlvdemux) {
   GError* err = nullptr;
   GstElement* pipe = gst_parse_launch(
