@@ -86,6 +86,45 @@ std::string listen_error_text(const std::string& host, unsigned port, const GErr
   return "Could not listen on " + where + ": " + reason;
 }
 
+std::string redacted_url(const Url& url) {
+  if (url.host.empty()) return "";
+  Url u = url;
+  const bool query = !u.query.empty();
+  u.query.clear();
+  return u.to_string() + (query ? "?..." : "");
+}
+
+std::string redact_queries(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); i++) {
+    out += text[i];
+    if (text[i] != '?') continue;
+    size_t end = i + 1;
+    while (end < text.size() && !g_ascii_isspace(text[end]) && text[end] != '"' && text[end] != '\'') end++;
+    if (end > i + 1) out += "...";
+    i = end - 1;
+  }
+  return out;
+}
+
+std::string tls_flags_text(GTlsCertificateFlags flags) {
+  if (!flags) return "0";
+  auto* klass = static_cast<GFlagsClass*>(g_type_class_ref(G_TYPE_TLS_CERTIFICATE_FLAGS));
+  std::string r;
+  for (guint i = 0; i < klass->n_values && r.empty(); i++)
+    if (klass->values[i].value == guint(flags)) r = klass->values[i].value_nick;  // "validate-all"
+  if (r.empty()) {
+    for (guint i = 0; i < klass->n_values; i++) {
+      const guint v = klass->values[i].value;
+      if (!v || (v & (v - 1)) || !(guint(flags) & v)) continue;  // single flags only
+      if (!r.empty()) r += "+";
+      r += klass->values[i].value_nick;
+    }
+  }
+  g_type_class_unref(klass);
+  return r;
+}
+
 std::string error_text(const GError* error) {
   return error && error->message ? error->message : "unknown error";
 }

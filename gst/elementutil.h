@@ -2,12 +2,14 @@
 // GstStructure, GError -> GStreamer error mapping.
 #pragma once
 
+#include <gio/gio.h>
 #include <gst/gst.h>
 
 #include <memory>
 #include <string>
 
 #include "grtmp/server.h"
+#include "grtmp/url.h"
 
 namespace grtmp::gst {
 
@@ -34,6 +36,17 @@ void post_resource_error(GstElement* element, GstResourceError code, const std::
 // "Could not listen on host:port: Address already in use" (the library's
 // own wording trimmed of repetitions).
 std::string listen_error_text(const std::string& host, unsigned port, const GError* error);
+
+// The URL for messages and logs: "rtmp[s]://host:port/app/stream?..." — the
+// query's content (tokens, keys) left out. "" for a URL without a host.
+std::string redacted_url(const Url& url);
+// Every "?query" in a text (up to a space or quote) as "?...": for the
+// library's URL parse errors, which quote the URL as given.
+std::string redact_queries(const std::string& text);
+
+// tls-validation-flags as gst-launch writes them: "validate-all",
+// "unknown-ca+expired", "0".
+std::string tls_flags_text(GTlsCertificateFlags flags);
 
 // A human-readable reason, for messages: "NetStream.Publish.BadName: ..."
 std::string error_text(const GError* error);

@@ -47,6 +47,7 @@ enum {
   PROP_CHUNK_SIZE,
   PROP_RECONNECT,
   PROP_RECONNECT_INTERVAL,
+  PROP_TLS_VALIDATION_FLAGS,
   PROP_STATS,
   N_PROPS
 };
@@ -61,6 +62,7 @@ struct Settings {
   guint chunk_size = kDefaultChunkSize;
   bool reconnect = false;
   guint reconnect_interval = kDefaultReconnectInterval;
+  GTlsCertificateFlags tls_validation_flags = G_TLS_CERTIFICATE_VALIDATE_ALL;
   Settings() { url.scheme = "rtmp"; }
 };
 
@@ -147,11 +149,17 @@ static bool wait_interval(GCancellable* c, guint ms) {
   return !g_cancellable_is_cancelled(c);
 }
 
-static void post_error(GstGrtmpClientSink* sink, const grtmp::Url& url, const GError* err, const char* what) {
-  GRTMP_POST_RESOURCE_ERROR(sink, grtmp::gst::resource_error_for(err, true),
-                            std::string("Could not ") + what + " " + url.to_string() + ": " + grtmp::gst::error_text(err),
-                            std::string("domain ") + (err ? g_quark_to_string(err->domain) : "?") + ", code " +
-                                std::to_string(err ? err->code : -1));
+// The URL in messages has its query (tokens) redacted. A certificate that
+// does not validate names the flags used (the library names the cause).
+static void post_error(GstGrtmpClientSink* sink, const grtmp::Url& url, const GError* err, const char* what,
+                       GTlsCertificateFlags validation_flags) {
+  std::string debug = std::string("domain ") + (err ? g_quark_to_string(err->domain) : "?") + ", code " +
+                      std::to_string(err ? err->code : -1);
+  if (url.tls()) debug += ", tls-validation-flags=" + grtmp::gst::tls_flags_text(validation_flags);
+  GRTMP_POST_RESOURCE_ERROR(
+      sink, grtmp::gst::resource_error_for(err, true),
+      std::string("Could not ") + what + " " + grtmp::gst::redacted_url(url) + ": " + grtmp::gst::error_text(err),
+      debug);
 }
 
 static bool send_one(GstGrtmpClientSink* sink, const grtmp::Message& m, GCancellable* c, GError** err) {
@@ -176,6 +184,7 @@ static GstFlowReturn ensure_connected(GstGrtmpClientSink* sink, GCancellable* c)
     grtmp::ClientOptions opts;
     opts.timeout_ms = s.timeout * 1000;
     opts.chunk_size = s.chunk_size;
+    opts.tls_validation_flags = s.tls_validation_flags;
     auto client = std::make_unique<grtmp::Client>(opts);
     GError* err = nullptr;
     const char* what = "connect to";
@@ -187,7 +196,7 @@ static GstFlowReturn ensure_connected(GstGrtmpClientSink* sink, GCancellable* c)
     if (ok) {
       priv->client = std::move(client);
       priv->active_url = s.url;
-      GST_INFO_OBJECT(sink, "publishing to %s", s.url.to_string().c_str());
+      GST_INFO_OBJECT(sink, "publishing to %s", grtmp::gst::redacted_url(s.url).c_str());
       // Headers first, at the current output time (repeated after a reconnect).
       for (grtmp::Message* h : {&priv->metadata, &priv->video_header, &priv->audio_header}) {
         if (!h->payload) continue;
@@ -209,12 +218,12 @@ static GstFlowReturn ensure_connected(GstGrtmpClientSink* sink, GCancellable* c)
       return GST_FLOW_FLUSHING;
     }
     if (!s.reconnect) {
-      post_error(sink, s.url, err, what);
+      post_error(sink, s.url, err, what, s.tls_validation_flags);
       g_clear_error(&err);
       return GST_FLOW_ERROR;
     }
     GST_ELEMENT_WARNING(sink, RESOURCE, OPEN_WRITE,
-                        ("Could not %s %s: %s; retrying in %u ms", what, s.url.to_string().c_str(),
+                        ("Could not %s %s: %s; retrying in %u ms", what, grtmp::gst::redacted_url(s.url).c_str(),
                          grtmp::gst::error_text(err).c_str(), s.reconnect_interval),
                         (nullptr));
     g_clear_error(&err);
@@ -249,20 +258,22 @@ static GstFlowReturn send_messages(GstGrtmpClientSink* sink, std::vector<grtmp::
       }
       bool reconnect;
       guint interval;
+      GTlsCertificateFlags flags;
       {
         std::lock_guard lock(priv->settings_mutex);
         reconnect = priv->settings.reconnect;
         interval = priv->settings.reconnect_interval;
+        flags = priv->settings.tls_validation_flags;
       }
       close_client(sink);
       if (!reconnect) {
-        post_error(sink, priv->active_url, err, "publish to");
+        post_error(sink, priv->active_url, err, "publish to", flags);
         g_clear_error(&err);
         ret = GST_FLOW_ERROR;
         goto done;
       }
       GST_ELEMENT_WARNING(sink, RESOURCE, WRITE,
-                          ("Connection to %s lost: %s; reconnecting", priv->active_url.to_string().c_str(),
+                          ("Connection to %s lost: %s; reconnecting", grtmp::gst::redacted_url(priv->active_url).c_str(),
                            grtmp::gst::error_text(err).c_str()),
                           (nullptr));
       g_clear_error(&err);
@@ -295,7 +306,7 @@ static gboolean gst_grtmp_client_sink_start(GstBaseSink* bsink) {
   if (url.host.empty() || url.app.empty() || url.stream.empty()) {
     GST_ELEMENT_ERROR(sink, RESOURCE, NOT_FOUND,
                       ("No RTMP location: set location=rtmp://host[:port]/app/stream (got \"%s\")",
-                       url_string(url).c_str()),
+                       grtmp::gst::redacted_url(url).c_str()),
                       (nullptr));
     return FALSE;
   }
@@ -405,7 +416,7 @@ static void gst_grtmp_client_sink_set_property(GObject* object, guint prop_id, c
   if (prop_id == PROP_LOCATION) {
     GError* err = nullptr;
     if (!set_location(sink, g_value_get_string(value), &err)) {
-      GST_WARNING_OBJECT(sink, "invalid location: %s", err->message);
+      GST_WARNING_OBJECT(sink, "invalid location: %s", grtmp::gst::redact_queries(err->message).c_str());
       g_clear_error(&err);
     }
     return;
@@ -429,6 +440,7 @@ static void gst_grtmp_client_sink_set_property(GObject* object, guint prop_id, c
     case PROP_CHUNK_SIZE: s.chunk_size = g_value_get_uint(value); break;
     case PROP_RECONNECT: s.reconnect = g_value_get_boolean(value); break;
     case PROP_RECONNECT_INTERVAL: s.reconnect_interval = g_value_get_uint(value); break;
+    case PROP_TLS_VALIDATION_FLAGS: s.tls_validation_flags = GTlsCertificateFlags(g_value_get_flags(value)); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
 }
@@ -455,6 +467,7 @@ static void gst_grtmp_client_sink_get_property(GObject* object, guint prop_id, G
     case PROP_CHUNK_SIZE: g_value_set_uint(value, s.chunk_size); break;
     case PROP_RECONNECT: g_value_set_boolean(value, s.reconnect); break;
     case PROP_RECONNECT_INTERVAL: g_value_set_uint(value, s.reconnect_interval); break;
+    case PROP_TLS_VALIDATION_FLAGS: g_value_set_flags(value, s.tls_validation_flags); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
 }
@@ -477,7 +490,7 @@ static gboolean uri_set_uri(GstURIHandler* handler, const gchar* uri, GError** e
   auto* sink = GST_GRTMP_CLIENT_SINK(handler);
   GError* err = nullptr;
   if (!set_location(sink, uri, &err)) {
-    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "%s", err->message);
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "%s", grtmp::gst::redact_queries(err->message).c_str());
     g_clear_error(&err);
     return FALSE;
   }
@@ -539,6 +552,10 @@ static void gst_grtmp_client_sink_class_init(GstGrtmpClientSinkClass* klass) {
       g_param_spec_uint("reconnect-interval", "Reconnect interval", "Milliseconds between connection attempts", 0,
                         600000, kDefaultReconnectInterval,
                         (GParamFlags)(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  properties[PROP_TLS_VALIDATION_FLAGS] = g_param_spec_flags(
+      "tls-validation-flags", "TLS validation flags",
+      "rtmps://: the certificate checks that must pass (0 accepts any certificate: tests only)",
+      G_TYPE_TLS_CERTIFICATE_FLAGS, G_TLS_CERTIFICATE_VALIDATE_ALL, rw);
   properties[PROP_STATS] = g_param_spec_boxed("stats", "Statistics", "messages-sent, reconnects", GST_TYPE_STRUCTURE,
                                               (GParamFlags)(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
   g_object_class_install_properties(gobject_class, N_PROPS, properties);

@@ -36,7 +36,7 @@ namespace {
 
 constexpr guint kDefaultTimeout = 10;  // seconds
 
-enum { PROP_0, PROP_LOCATION, PROP_TIMEOUT, N_PROPS };
+enum { PROP_0, PROP_LOCATION, PROP_TIMEOUT, PROP_TLS_VALIDATION_FLAGS, N_PROPS };
 GParamSpec* properties[N_PROPS];
 
 GstStaticPadTemplate src_template =
@@ -45,6 +45,7 @@ GstStaticPadTemplate src_template =
 struct Settings {
   grtmp::Url url;
   guint timeout = kDefaultTimeout;
+  GTlsCertificateFlags tls_validation_flags = G_TLS_CERTIFICATE_VALIDATE_ALL;
   Settings() { url.scheme = "rtmp"; }
 };
 
@@ -93,11 +94,23 @@ static GCancellable* get_cancellable(GstGrtmpClientSrc* src) {
   return src->priv->cancellable ? G_CANCELLABLE(g_object_ref(src->priv->cancellable)) : nullptr;
 }
 
+// The URL in messages has its query (tokens) redacted. A certificate that
+// does not validate names the flags used (the library names the cause).
 static void post_error(GstGrtmpClientSrc* src, const grtmp::Url& url, const GError* err, const char* what) {
-  GRTMP_POST_RESOURCE_ERROR(src, grtmp::gst::resource_error_for(err, false),
-                            std::string("Could not ") + what + " " + url.to_string() + ": " + grtmp::gst::error_text(err),
-                            std::string("domain ") + (err ? g_quark_to_string(err->domain) : "?") + ", code " +
-                                std::to_string(err ? err->code : -1));
+  std::string debug = std::string("domain ") + (err ? g_quark_to_string(err->domain) : "?") + ", code " +
+                      std::to_string(err ? err->code : -1);
+  if (url.tls()) {
+    GTlsCertificateFlags flags;
+    {
+      std::lock_guard lock(src->priv->settings_mutex);
+      flags = src->priv->settings.tls_validation_flags;
+    }
+    debug += ", tls-validation-flags=" + grtmp::gst::tls_flags_text(flags);
+  }
+  GRTMP_POST_RESOURCE_ERROR(
+      src, grtmp::gst::resource_error_for(err, false),
+      std::string("Could not ") + what + " " + grtmp::gst::redacted_url(url) + ": " + grtmp::gst::error_text(err),
+      debug);
 }
 
 static bool cancelled(const GError* err, GCancellable* c) {
@@ -113,6 +126,7 @@ static GstFlowReturn connect_and_play(GstGrtmpClientSrc* src, GCancellable* c) {
   }
   grtmp::ClientOptions opts;
   opts.timeout_ms = s.timeout * 1000;
+  opts.tls_validation_flags = s.tls_validation_flags;
   auto client = std::make_unique<grtmp::Client>(opts);
   GError* err = nullptr;
   const char* what = "connect to";
@@ -131,7 +145,7 @@ static GstFlowReturn connect_and_play(GstGrtmpClientSrc* src, GCancellable* c) {
     client->close();
     return ret;
   }
-  GST_INFO_OBJECT(src, "playing %s", s.url.to_string().c_str());
+  GST_INFO_OBJECT(src, "playing %s", grtmp::gst::redacted_url(s.url).c_str());
   priv->client = std::move(client);
   priv->active_url = s.url;
   priv->last_status = priv->client->last_status();
@@ -142,7 +156,7 @@ static GstFlowReturn connect_and_play(GstGrtmpClientSrc* src, GCancellable* c) {
 static void take_output(GstGrtmpClientSrc* src, FlvPacketizer::Output& out) {
   ClientSrcPrivate* priv = src->priv;
   for (auto& w : out.warnings)
-    GST_ELEMENT_WARNING(src, STREAM, FORMAT, ("Stream %s: %s", priv->active_url.to_string().c_str(), w.c_str()),
+    GST_ELEMENT_WARNING(src, STREAM, FORMAT, ("Stream %s: %s", grtmp::gst::redacted_url(priv->active_url).c_str(), w.c_str()),
                         (nullptr));
   out.warnings.clear();
   if (GST_CLOCK_TIME_IS_VALID(out.segment_base)) {
@@ -236,7 +250,7 @@ static gboolean gst_grtmp_client_src_start(GstBaseSrc* bsrc) {
   if (url.host.empty() || url.app.empty() || url.stream.empty()) {
     GST_ELEMENT_ERROR(src, RESOURCE, NOT_FOUND,
                       ("No RTMP location: set location=rtmp://host[:port]/app/stream (got \"%s\")",
-                       url_string(url).c_str()),
+                       grtmp::gst::redacted_url(url).c_str()),
                       (nullptr));
     return FALSE;
   }
@@ -314,7 +328,7 @@ static void gst_grtmp_client_src_set_property(GObject* object, guint prop_id, co
     case PROP_LOCATION: {
       GError* err = nullptr;
       if (!set_location(src, g_value_get_string(value), &err)) {
-        GST_WARNING_OBJECT(src, "invalid location: %s", err->message);
+        GST_WARNING_OBJECT(src, "invalid location: %s", grtmp::gst::redact_queries(err->message).c_str());
         g_clear_error(&err);
       }
       break;
@@ -322,6 +336,11 @@ static void gst_grtmp_client_src_set_property(GObject* object, guint prop_id, co
     case PROP_TIMEOUT: {
       std::lock_guard lock(src->priv->settings_mutex);
       src->priv->settings.timeout = g_value_get_uint(value);
+      break;
+    }
+    case PROP_TLS_VALIDATION_FLAGS: {
+      std::lock_guard lock(src->priv->settings_mutex);
+      src->priv->settings.tls_validation_flags = GTlsCertificateFlags(g_value_get_flags(value));
       break;
     }
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -334,6 +353,7 @@ static void gst_grtmp_client_src_get_property(GObject* object, guint prop_id, GV
   switch (prop_id) {
     case PROP_LOCATION: g_value_set_string(value, url_string(src->priv->settings.url).c_str()); break;
     case PROP_TIMEOUT: g_value_set_uint(value, src->priv->settings.timeout); break;
+    case PROP_TLS_VALIDATION_FLAGS: g_value_set_flags(value, src->priv->settings.tls_validation_flags); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
 }
@@ -356,7 +376,7 @@ static gboolean uri_set_uri(GstURIHandler* handler, const gchar* uri, GError** e
   auto* src = GST_GRTMP_CLIENT_SRC(handler);
   GError* err = nullptr;
   if (!set_location(src, uri, &err)) {
-    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "%s", err->message);
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "%s", grtmp::gst::redact_queries(err->message).c_str());
     g_clear_error(&err);
     return FALSE;
   }
@@ -413,6 +433,10 @@ static void gst_grtmp_client_src_class_init(GstGrtmpClientSrcClass* klass) {
       "Seconds to wait for the server: connect, each answer, the longest silence while playing, and how long an "
       "unpublished stream may stay away before EOS (0 = forever)", 0,
       3600, kDefaultTimeout, rw);
+  properties[PROP_TLS_VALIDATION_FLAGS] = g_param_spec_flags(
+      "tls-validation-flags", "TLS validation flags",
+      "rtmps://: the certificate checks that must pass (0 accepts any certificate: tests only)",
+      G_TYPE_TLS_CERTIFICATE_FLAGS, G_TLS_CERTIFICATE_VALIDATE_ALL, rw);
   g_object_class_install_properties(gobject_class, N_PROPS, properties);
 
   gst_element_class_add_static_pad_template(element_class, &src_template);

@@ -192,6 +192,7 @@ TEST_F(PluginTest, RtmpClientSinkProperties) {
                                     {"chunk-size", G_TYPE_UINT, true, "4096", true},
                                     {"reconnect", G_TYPE_BOOLEAN, true, "false"},
                                     {"reconnect-interval", G_TYPE_UINT, true, "1000"},
+                                    {"tls-validation-flags", G_TYPE_TLS_CERTIFICATE_FLAGS, true, nullptr, true},
                                     {"stats", GST_TYPE_STRUCTURE, false, nullptr},
                                 });
 }
@@ -200,10 +201,27 @@ TEST_F(PluginTest, RtmpClientSrcProperties) {
   check_props("rtmpclientsrc", {
                                    {"location", G_TYPE_STRING, true, nullptr, true},
                                    {"timeout", G_TYPE_UINT, true, "10", true},
+                                   {"tls-validation-flags", G_TYPE_TLS_CERTIFICATE_FLAGS, true, nullptr, true},
                                });
   GstElement* e = gst_element_factory_make("rtmpclientsrc", nullptr);
   EXPECT_TRUE(gst_base_src_is_live(GST_BASE_SRC(e)));
   gst_object_unref(e);
+}
+
+TEST_F(PluginTest, ClientTlsValidationFlagsDefaultToValidateAll) {
+  for (const char* name : {"rtmpclientsink", "rtmpclientsrc"}) {
+    GstElement* e = gst_element_factory_make(name, nullptr);
+    ASSERT_NE(e, nullptr);
+    guint flags = 0;
+    g_object_get(e, "tls-validation-flags", &flags, nullptr);
+    EXPECT_EQ(flags, guint(G_TLS_CERTIFICATE_VALIDATE_ALL)) << name;
+    GParamSpec* spec = g_object_class_find_property(G_OBJECT_GET_CLASS(e), "tls-validation-flags");
+    EXPECT_EQ(G_PARAM_SPEC_FLAGS(spec)->default_value, guint(G_TLS_CERTIFICATE_VALIDATE_ALL)) << name;
+    gst_util_set_object_arg(G_OBJECT(e), "tls-validation-flags", "unknown-ca+expired");
+    g_object_get(e, "tls-validation-flags", &flags, nullptr);
+    EXPECT_EQ(flags, guint(G_TLS_CERTIFICATE_UNKNOWN_CA | G_TLS_CERTIFICATE_EXPIRED)) << name;
+    gst_object_unref(e);
+  }
 }
 
 // Counts GLib criticals/warnings (a duplicate GType registration is one).

@@ -299,6 +299,45 @@ TEST_F(ClientSinkBasics, ConnectionRefusedIsAnElementError) {
   gst_object_unref(bus);
 }
 
+TEST_F(ClientSinkBasics, ErrorsLeaveTheQueryOut) {
+  // Stream keys carry tokens (?token=...): messages show "?..." instead.
+  uint16_t port = free_port();
+  GstBus* bus = gst_bus_new();
+  std::string loc = "rtmp://127.0.0.1:" + std::to_string(port) + "/live/x?token=t0psecret";
+  GstHarness* h = harness_for("rtmpclientsink", {{"location", loc}, {"sync", "false"}}, bus);
+  gst_harness_set_src_caps_str(h, "video/x-flv");
+  auto hdr = grtmp::flv::file_header(true, true);
+  std::vector<uint8_t> v(hdr.begin(), hdr.end());
+  auto tag = grtmp::flv::encode_tag(8, 0, reinterpret_cast<const uint8_t*>("\xaf\x01xx"), 4);
+  v.insert(v.end(), tag.begin(), tag.end());
+  EXPECT_EQ(gst_harness_push(h, gst_buffer_new_memdup(v.data(), v.size())), GST_FLOW_ERROR);
+  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  ASSERT_NE(m, nullptr);
+  GError* err = nullptr;
+  gchar* dbg = nullptr;
+  gst_message_parse_error(m, &err, &dbg);
+  std::string text = err->message, debug = dbg ? dbg : "";
+  EXPECT_NE(text.find("Could not connect to rtmp://127.0.0.1:" + std::to_string(port) + "/live/x?..."),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("t0psecret"), std::string::npos) << text;
+  EXPECT_EQ(debug.find("t0psecret"), std::string::npos) << debug;
+  g_clear_error(&err);
+  g_free(dbg);
+  gst_message_unref(m);
+  gst_harness_teardown(h);
+  gst_object_unref(bus);
+
+  // An invalid URI: the error returned to the application has no token either.
+  GstElement* e = gst_element_factory_make("rtmpclientsink", nullptr);
+  EXPECT_FALSE(gst_uri_handler_set_uri(GST_URI_HANDLER(e), "rtmp://h:99999/live/x?token=t0psecret", &err));
+  ASSERT_NE(err, nullptr);
+  EXPECT_EQ(std::string(err->message).find("t0psecret"), std::string::npos) << err->message;
+  EXPECT_NE(std::string(err->message).find("?..."), std::string::npos) << err->message;
+  g_clear_error(&err);
+  gst_object_unref(e);
+}
+
 TEST_F(ClientSinkBasics, LocationAndPartsAgree) {
   GstElement* e = gst_element_factory_make("rtmpclientsink", nullptr);
   ASSERT_NE(e, nullptr);

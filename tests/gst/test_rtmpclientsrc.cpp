@@ -143,6 +143,23 @@ TEST_F(ClientSrcBasics, ConnectionRefusedIsAnElementError) {
   gst_object_unref(pipe);
 }
 
+TEST_F(ClientSrcBasics, ErrorsLeaveTheQueryOut) {
+  uint16_t port = free_port();
+  GError* err = nullptr;
+  std::string desc =
+      "rtmpclientsrc location=rtmp://127.0.0.1:" + std::to_string(port) + "/live/x?token=t0psecret ! fakesink";
+  GstElement* pipe = gst_parse_launch(desc.c_str(), &err);
+  ASSERT_NE(pipe, nullptr);
+  gst_element_set_state(pipe, GST_STATE_PLAYING);
+  std::string text = bus_error(pipe, 10 * GST_SECOND);  // message | debug
+  EXPECT_NE(text.find("Could not connect to rtmp://127.0.0.1:" + std::to_string(port) + "/live/x?..."),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("t0psecret"), std::string::npos) << text;
+  gst_element_set_state(pipe, GST_STATE_NULL);
+  gst_object_unref(pipe);
+}
+
 TEST_F(ClientSrcBasics, UriHandler) {
   GstElement* e = gst_element_factory_make("rtmpclientsrc", nullptr);
   ASSERT_NE(e, nullptr);
