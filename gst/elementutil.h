@@ -18,7 +18,8 @@ namespace grtmp::gst {
 GstClockTime running_time_now(GstElement* element);
 
 // "grtmp-server-stats": connections, connections-total, publishers,
-// players, bytes-in, bytes-out, dropped-messages, protocol-errors and
+// players, bytes-in, bytes-out, dropped-messages, protocol-errors,
+// rejected-connections, auth-denials, tls-failures and
 // streams (an array of "stream" structures: key, video-codec,
 // audio-codec, width, height, subscribers, bytes-in, live).
 GstStructure* server_stats_structure(const std::shared_ptr<Server>& server);

@@ -23,6 +23,7 @@
 #include "elementutil.h"
 #include "flvframing.h"
 #include "gstlog.h"
+#include "serversecurity.h"
 #include "grtmp/error.h"
 #include "grtmp/registry.h"
 #include "grtmp/server.h"
@@ -43,9 +44,12 @@ enum {
   PROP_CHUNK_SIZE,
   PROP_GOP_CACHE,
   PROP_STATS,
-  N_PROPS
+  PROP_TLS_FIRST,  // tls, tls-cert-file, tls-key-file, tls-address, tls-port, current-tls-port
+  N_PROPS = PROP_TLS_FIRST + grtmp::gst::kTlsPropCount
 };
 GParamSpec* properties[N_PROPS];
+using grtmp::gst::TlsProp;
+constexpr guint prop_tls(TlsProp p) { return PROP_TLS_FIRST + guint(p); }
 
 GstStaticPadTemplate sink_template =
     GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS("video/x-flv"));
@@ -55,6 +59,7 @@ struct Settings {
   guint port = kDefaultPort;
   std::string stream_key;
   grtmp::ServerConfig config;
+  grtmp::gst::TlsSettings tls;
 };
 
 // The registry may ask us to leave (another publisher took over, shutdown).
@@ -87,6 +92,7 @@ struct ServerSinkPrivate {
   SinkPublisher publisher;
   grtmp::gst::FlvDepacketizer depay;
   std::atomic<guint> current_port{0};
+  std::atomic<guint> current_tls_port{0};
   uint64_t messages = 0;
 };
 
@@ -118,30 +124,28 @@ static void unpublish(GstGrtmpServerSink* sink) {
 static gboolean gst_grtmp_server_sink_start(GstBaseSink* bsink) {
   auto* sink = GST_GRTMP_SERVER_SINK(bsink);
   ServerSinkPrivate* priv = sink->priv;
-  grtmp::ServerConfig config;
+  grtmp::gst::ServerRequest request;
   std::string key;
   {
     std::lock_guard lock(priv->settings_mutex);
-    config = priv->settings.config;
-    config.host = priv->settings.address;
-    config.port = uint16_t(priv->settings.port);
+    request.config = priv->settings.config;
+    request.config.host = priv->settings.address;
+    request.config.port = uint16_t(priv->settings.port);
+    request.tls = priv->settings.tls;
     key = priv->settings.stream_key;
   }
+  const grtmp::ServerConfig& config = request.config;
+  request.writing = true;
   if (!valid_key(key)) {
     GST_ELEMENT_ERROR(sink, RESOURCE, SETTINGS, ("stream-key must be \"app/name\" (got \"%s\")", key.c_str()),
                       (nullptr));
     return FALSE;
   }
   GError* err = nullptr;
-  auto server = grtmp::Server::acquire(config, &err);
-  if (!server) {
-    GST_ELEMENT_ERROR(sink, RESOURCE, OPEN_WRITE,
-                      ("%s", grtmp::gst::listen_error_text(config.host, config.port, err).c_str()),
-                      ("%s", grtmp::gst::error_text(err).c_str()));
-    g_clear_error(&err);
-    return FALSE;
-  }
+  auto server = grtmp::gst::acquire_server(GST_ELEMENT(sink), request);
+  if (!server) return FALSE;
   priv->current_port = server->port();
+  priv->current_tls_port = server->tls_port();
   priv->publisher.evicted = false;
   auto stream = server->registry().publish(key, "", &priv->publisher, &err);
   if (!stream) {
@@ -150,7 +154,8 @@ static gboolean gst_grtmp_server_sink_start(GstBaseSink* bsink) {
     g_clear_error(&err);
     return FALSE;
   }
-  GST_INFO_OBJECT(sink, "publishing %s on %s:%u", key.c_str(), config.host.c_str(), server->port());
+  GST_INFO_OBJECT(sink, "publishing %s on %s:%u (RTMPS port %u)", key.c_str(), config.host.c_str(), server->port(),
+                  server->tls_port());
   {
     std::lock_guard lock(priv->state_mutex);
     priv->server = server;
@@ -160,6 +165,7 @@ static gboolean gst_grtmp_server_sink_start(GstBaseSink* bsink) {
   priv->depay.reset();
   priv->messages = 0;
   g_object_notify_by_pspec(G_OBJECT(sink), properties[PROP_CURRENT_PORT]);
+  g_object_notify_by_pspec(G_OBJECT(sink), properties[prop_tls(TlsProp::CurrentPort)]);
   return TRUE;
 }
 
@@ -174,6 +180,7 @@ static gboolean gst_grtmp_server_sink_stop(GstBaseSink* bsink) {
   }
   server.reset();  // the last reference stops it
   sink->priv->current_port = 0;
+  sink->priv->current_tls_port = 0;
   return TRUE;
 }
 
@@ -251,6 +258,10 @@ static void gst_grtmp_server_sink_set_property(GObject* object, guint prop_id, c
   auto* sink = GST_GRTMP_SERVER_SINK(object);
   std::lock_guard lock(sink->priv->settings_mutex);
   Settings& s = sink->priv->settings;
+  if (prop_id >= PROP_TLS_FIRST && prop_id < N_PROPS) {
+    grtmp::gst::tls_set_property(s.tls, TlsProp(prop_id - PROP_TLS_FIRST), value);
+    return;
+  }
   switch (prop_id) {
     case PROP_ADDRESS: s.address = g_value_get_string(value) ? g_value_get_string(value) : kDefaultAddress; break;
     case PROP_PORT: s.port = g_value_get_uint(value); break;
@@ -267,6 +278,10 @@ static void gst_grtmp_server_sink_get_property(GObject* object, guint prop_id, G
     g_value_set_uint(value, sink->priv->current_port.load());
     return;
   }
+  if (prop_id == prop_tls(TlsProp::CurrentPort)) {
+    g_value_set_uint(value, sink->priv->current_tls_port.load());
+    return;
+  }
   if (prop_id == PROP_STATS) {
     std::shared_ptr<grtmp::Server> server;
     {
@@ -278,6 +293,10 @@ static void gst_grtmp_server_sink_get_property(GObject* object, guint prop_id, G
   }
   std::lock_guard lock(sink->priv->settings_mutex);
   const Settings& s = sink->priv->settings;
+  if (prop_id >= PROP_TLS_FIRST && prop_id < N_PROPS) {
+    grtmp::gst::tls_get_property(s.tls, TlsProp(prop_id - PROP_TLS_FIRST), value);
+    return;
+  }
   switch (prop_id) {
     case PROP_ADDRESS: g_value_set_string(value, s.address.c_str()); break;
     case PROP_PORT: g_value_set_uint(value, s.port); break;
@@ -331,6 +350,8 @@ static void gst_grtmp_server_sink_class_init(GstGrtmpServerSinkClass* klass) {
   properties[PROP_STATS] = g_param_spec_boxed(
       "stats", "Statistics",
       "Server statistics: connections, publishers, players, bytes-in, bytes-out, streams", GST_TYPE_STRUCTURE, ro);
+  for (guint i = 0; i < grtmp::gst::kTlsPropCount; i++)
+    properties[PROP_TLS_FIRST + i] = grtmp::gst::tls_param_spec(TlsProp(i));
   g_object_class_install_properties(gobject_class, N_PROPS, properties);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);

@@ -30,6 +30,7 @@
 #include "elementutil.h"
 #include "flvframing.h"
 #include "gstlog.h"
+#include "serversecurity.h"
 #include "grtmp/error.h"
 #include "grtmp/registry.h"
 #include "grtmp/server.h"
@@ -37,6 +38,7 @@
 #define GST_CAT_DEFAULT grtmp_serversrc_debug
 
 using grtmp::gst::FlvPacketizer;
+using grtmp::gst::TlsProp;
 
 namespace {
 
@@ -60,9 +62,14 @@ enum {
   PROP_EOS_ON_UNPUBLISH,
   PROP_LATENCY,
   PROP_STATS,
-  N_PROPS
+  PROP_TLS_FIRST,  // tls, tls-cert-file, tls-key-file, tls-address, tls-port, current-tls-port
+  N_PROPS = PROP_TLS_FIRST + grtmp::gst::kTlsPropCount
 };
 GParamSpec* properties[N_PROPS];
+constexpr guint prop_tls(TlsProp p) { return PROP_TLS_FIRST + guint(p); }
+
+enum { SIGNAL_AUTHORIZE, N_SIGNALS };
+guint signals[N_SIGNALS];
 
 enum { PAD_PROP_0, PAD_PROP_STREAM_KEY, N_PAD_PROPS };
 GParamSpec* pad_properties[N_PAD_PROPS];
@@ -124,6 +131,7 @@ struct Settings {
   grtmp::ServerConfig config;
   bool eos_on_unpublish = true;
   guint latency_ms = kDefaultLatencyMs;
+  grtmp::gst::TlsSettings tls;
 };
 
 // One published stream: a registry subscriber whose bounded queue feeds
@@ -188,6 +196,7 @@ struct ServerSrcPrivate {
   guint pad_counter = 0;
   guint group_id = 0;
   std::atomic<guint> current_port{0};
+  std::atomic<guint> current_tls_port{0};
   std::atomic<bool> playing{false};
   Observer observer;
 };
@@ -470,26 +479,26 @@ static void teardown_port(GstGrtmpServerSrc* src, const std::shared_ptr<Port>& p
 
 static bool start_server(GstGrtmpServerSrc* src) {
   ServerSrcPrivate* priv = src->priv;
-  grtmp::ServerConfig config;
+  grtmp::gst::ServerRequest request;
   {
     std::lock_guard lock(priv->settings_mutex);
-    config = priv->settings.config;
-    config.host = priv->settings.address;
-    config.port = uint16_t(priv->settings.port);
+    request.config = priv->settings.config;
+    request.config.host = priv->settings.address;
+    request.config.port = uint16_t(priv->settings.port);
+    request.tls = priv->settings.tls;
   }
+  request.authorize_signal = signals[SIGNAL_AUTHORIZE];
   // Pads wait for publishers; players of the same server follow its defaults.
-  GError* err = nullptr;
-  auto server = grtmp::Server::acquire(config, &err);
-  if (!server) {
-    GST_ELEMENT_ERROR(src, RESOURCE, OPEN_READ,
-                      ("%s", grtmp::gst::listen_error_text(config.host, config.port, err).c_str()),
-                      ("%s (domain %s, code %d)", grtmp::gst::error_text(err).c_str(),
-                       err ? g_quark_to_string(err->domain) : "?", err ? err->code : -1));
-    g_clear_error(&err);
-    return false;
-  }
+  auto server = grtmp::gst::acquire_server(GST_ELEMENT(src), request);
+  if (!server) return false;
+  const grtmp::ServerConfig& config = request.config;
   priv->current_port = server->port();
-  GST_INFO_OBJECT(src, "listening on %s:%u", config.host.c_str(), server->port());
+  priv->current_tls_port = server->tls_port();
+  if (server->tls_port())
+    GST_INFO_OBJECT(src, "listening on %s:%u, RTMPS on port %u", config.host.c_str(), server->port(),
+                    server->tls_port());
+  else
+    GST_INFO_OBJECT(src, "listening on %s:%u", config.host.c_str(), server->port());
   std::vector<grtmp::StreamInfo> live;
   {
     std::lock_guard lock(priv->state_mutex);
@@ -505,6 +514,7 @@ static bool start_server(GstGrtmpServerSrc* src) {
     create_port_locked(src, info.key);
   }
   g_object_notify_by_pspec(G_OBJECT(src), properties[PROP_CURRENT_PORT]);
+  g_object_notify_by_pspec(G_OBJECT(src), properties[prop_tls(TlsProp::CurrentPort)]);
   return true;
 }
 
@@ -519,6 +529,7 @@ static void stop_server(GstGrtmpServerSrc* src) {
     if (server) server->registry().remove_observer(&priv->observer);
     ports = priv->all_ports;
   }
+  grtmp::gst::release_server(GST_ELEMENT(src), server);
   for (auto& p : ports) teardown_port(src, p);
   {
     std::lock_guard lock(priv->state_mutex);
@@ -529,6 +540,7 @@ static void stop_server(GstGrtmpServerSrc* src) {
   // The last reference stops the server (other elements may share it).
   server.reset();
   priv->current_port = 0;
+  priv->current_tls_port = 0;
 }
 
 static void wake_all(GstGrtmpServerSrc* src) {
@@ -577,6 +589,10 @@ static void gst_grtmp_server_src_set_property(GObject* object, guint prop_id, co
   auto* src = GST_GRTMP_SERVER_SRC(object);
   std::lock_guard lock(src->priv->settings_mutex);
   Settings& s = src->priv->settings;
+  if (prop_id >= PROP_TLS_FIRST && prop_id < N_PROPS) {
+    grtmp::gst::tls_set_property(s.tls, TlsProp(prop_id - PROP_TLS_FIRST), value);
+    return;
+  }
   switch (prop_id) {
     case PROP_ADDRESS: s.address = g_value_get_string(value) ? g_value_get_string(value) : kDefaultAddress; break;
     case PROP_PORT: s.port = g_value_get_uint(value); break;
@@ -600,6 +616,10 @@ static void gst_grtmp_server_src_get_property(GObject* object, guint prop_id, GV
     g_value_set_uint(value, src->priv->current_port.load());
     return;
   }
+  if (prop_id == prop_tls(TlsProp::CurrentPort)) {
+    g_value_set_uint(value, src->priv->current_tls_port.load());
+    return;
+  }
   if (prop_id == PROP_STATS) {
     std::shared_ptr<grtmp::Server> server;
     {
@@ -611,6 +631,10 @@ static void gst_grtmp_server_src_get_property(GObject* object, guint prop_id, GV
   }
   std::lock_guard lock(src->priv->settings_mutex);
   const Settings& s = src->priv->settings;
+  if (prop_id >= PROP_TLS_FIRST && prop_id < N_PROPS) {
+    grtmp::gst::tls_get_property(s.tls, TlsProp(prop_id - PROP_TLS_FIRST), value);
+    return;
+  }
   switch (prop_id) {
     case PROP_ADDRESS: g_value_set_string(value, s.address.c_str()); break;
     case PROP_PORT: g_value_set_uint(value, s.port); break;
@@ -692,7 +716,42 @@ static void gst_grtmp_server_src_class_init(GstGrtmpServerSrcClass* klass) {
   properties[PROP_STATS] = g_param_spec_boxed(
       "stats", "Statistics",
       "Server statistics: connections, publishers, players, bytes-in, bytes-out, streams", GST_TYPE_STRUCTURE, ro);
+  for (guint i = 0; i < grtmp::gst::kTlsPropCount; i++)
+    properties[PROP_TLS_FIRST + i] = grtmp::gst::tls_param_spec(TlsProp(i));
   g_object_class_install_properties(gobject_class, N_PROPS, properties);
+
+  /**
+   * GstGrtmpServerSrc::authorize:
+   * @src: the element
+   * @request: (transfer none): a "grtmp-authorize-request" structure with the
+   *   string fields action ("connect", "publish" or "play"), app, name
+   *   (stream name without the query), key ("app/name"; empty for connect),
+   *   query (without '?'), tc-url, remote-ip and conn-id
+   *
+   * Asks whether a client may connect, publish or play. Detailed by the
+   * action: connect to "authorize::publish" to be asked about publishes
+   * only; "authorize" alone is asked about all three. Emitted from a thread
+   * of the plugin's authorization pool (up to 4 requests at once; never the
+   * application's main loop, a streaming thread or a server loop thread),
+   * so a handler may take its time: only the asking client waits. The first
+   * handler returning %FALSE denies (later handlers are not called); a
+   * handler that denies may set a string field "reason" in @request, sent to
+   * the client as the status description. A refused publish or play gets
+   * NetStream.Publish.Unauthorized / NetStream.Play.Unauthorized, a refused
+   * connect NetConnection.Connect.Rejected. Without handlers nothing is
+   * asked. Every rtmpserversrc sharing the server (same address and port)
+   * is asked, in the order they started.
+   *
+   * Returns: %TRUE to allow, %FALSE to deny
+   */
+  signals[SIGNAL_AUTHORIZE] = g_signal_new(
+      "authorize", G_TYPE_FROM_CLASS(klass), (GSignalFlags)(G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED), 0,
+      [](GSignalInvocationHint*, GValue* accu, const GValue* handler_return, gpointer) -> gboolean {
+        const gboolean allow = g_value_get_boolean(handler_return);
+        g_value_set_boolean(accu, allow);
+        return allow;  // the first FALSE ends the emission
+      },
+      nullptr, nullptr, G_TYPE_BOOLEAN, 1, GST_TYPE_STRUCTURE | G_SIGNAL_TYPE_STATIC_SCOPE);
 
   gst_element_class_add_static_pad_template_with_gtype(element_class, &src_template, GST_TYPE_GRTMP_SERVER_SRC_PAD);
   gst_element_class_set_static_metadata(element_class, "RTMP server source", "Source/Network",

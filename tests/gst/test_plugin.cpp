@@ -132,6 +132,12 @@ TEST_F(PluginTest, RtmpServerSrcProperties) {
                                    {"eos-on-unpublish", G_TYPE_BOOLEAN, true, "true"},
                                    {"latency", G_TYPE_UINT, true, "200", true},
                                    {"stats", GST_TYPE_STRUCTURE, false, nullptr},
+                                   {"tls", G_TYPE_BOOLEAN, true, "false", true},
+                                   {"tls-cert-file", G_TYPE_STRING, true, nullptr, true},
+                                   {"tls-key-file", G_TYPE_STRING, true, nullptr, true},
+                                   {"tls-address", G_TYPE_STRING, true, nullptr, true},
+                                   {"tls-port", G_TYPE_UINT, true, "1936", true},
+                                   {"current-tls-port", G_TYPE_UINT, false, "0"},
                                });
   // The sometimes pad template and its pad type.
   GstElementFactory* f = gst_element_factory_find("rtmpserversrc");
@@ -172,6 +178,12 @@ TEST_F(PluginTest, RtmpServerSinkProperties) {
                                     {"chunk-size", G_TYPE_UINT, true, "4096", true},
                                     {"gop-cache", G_TYPE_BOOLEAN, true, "true", true},
                                     {"stats", GST_TYPE_STRUCTURE, false, nullptr},
+                                    {"tls", G_TYPE_BOOLEAN, true, "false", true},
+                                    {"tls-cert-file", G_TYPE_STRING, true, nullptr, true},
+                                    {"tls-key-file", G_TYPE_STRING, true, nullptr, true},
+                                    {"tls-address", G_TYPE_STRING, true, nullptr, true},
+                                    {"tls-port", G_TYPE_UINT, true, "1936", true},
+                                    {"current-tls-port", G_TYPE_UINT, false, "0"},
                                 });
   GstElement* e = gst_element_factory_make("rtmpserversink", nullptr);
   gboolean sync = FALSE, async = TRUE;
@@ -222,6 +234,22 @@ TEST_F(PluginTest, ClientTlsValidationFlagsDefaultToValidateAll) {
     EXPECT_EQ(flags, guint(G_TLS_CERTIFICATE_UNKNOWN_CA | G_TLS_CERTIFICATE_EXPIRED)) << name;
     gst_object_unref(e);
   }
+}
+
+TEST_F(PluginTest, RtmpServerSrcAuthorizeSignal) {
+  GType type = g_type_from_name("GstGrtmpServerSrc");
+  ASSERT_NE(type, G_TYPE_INVALID);
+  guint id = g_signal_lookup("authorize", type);
+  ASSERT_NE(id, 0u);
+  GSignalQuery q;
+  g_signal_query(id, &q);
+  EXPECT_EQ(q.return_type, G_TYPE_BOOLEAN);
+  ASSERT_EQ(q.n_params, 1u);
+  EXPECT_EQ(q.param_types[0] & ~G_SIGNAL_TYPE_STATIC_SCOPE, GST_TYPE_STRUCTURE);
+  EXPECT_TRUE(q.signal_flags & G_SIGNAL_DETAILED) << "authorize::connect / ::publish / ::play";
+  EXPECT_TRUE(q.signal_flags & G_SIGNAL_RUN_LAST);
+  // The sink has no such signal (its players are authorized by the source's handlers).
+  EXPECT_EQ(g_signal_lookup("authorize", g_type_from_name("GstGrtmpServerSink")), 0u);
 }
 
 // Counts GLib criticals/warnings (a duplicate GType registration is one).
@@ -294,7 +322,8 @@ TEST_F(PluginTest, GstInspectSucceeds) {
 
   text = inspect({"rtmpserversrc"}, status);
   EXPECT_TRUE(g_spawn_check_wait_status(status, nullptr)) << text;
-  for (const char* s : {"src_%u", "Availability: Sometimes", "video/x-flv", "eos-on-unpublish", "current-port"})
+  for (const char* s : {"src_%u", "Availability: Sometimes", "video/x-flv", "eos-on-unpublish", "current-port",
+                        "tls-cert-file", "current-tls-port", "\"authorize\""})
     EXPECT_NE(text.find(s), std::string::npos) << s << " in:\n" << text;
 
   text = inspect({"rtmpclientsink"}, status);
