@@ -433,7 +433,7 @@ size_t WireQueue::gather(const void** bases, size_t* lengths, size_t max) const 
       skip -= p.header_len;
     }
     if (p.length > skip) {
-      bases[k] = p.payload.data() + p.offset + skip;
+      bases[k] = p.bytes() + skip;
       lengths[k] = p.length - skip;
       k++;
     }
@@ -469,7 +469,7 @@ std::vector<uint8_t> WireQueue::flatten() const {
       skip -= p.header_len;
     }
     if (p.length > skip) {
-      const uint8_t* d = p.payload.data() + p.offset;
+      const uint8_t* d = p.bytes();
       v.insert(v.end(), d + skip, d + p.length);
     }
     skip = 0;
@@ -480,14 +480,22 @@ std::vector<uint8_t> WireQueue::flatten() const {
 // ---------------------------------------------------------------------------
 // ChunkWriter
 
-void ChunkWriter::write(const Message& msg, WireQueue& out) {
+void ChunkWriter::write(const Message& msg, WireQueue& out) { write_with(msg, Bytes(msg.payload), out); }
+
+void ChunkWriter::write(Message&& msg, WireQueue& out) {
+  Bytes ref = std::move(msg.payload);
+  write_with(msg, std::move(ref), out);
+}
+
+// `msg` gives the header fields; its payload is read through `ref`.
+void ChunkWriter::write_with(const Message& msg, Bytes&& ref, WireQueue& out) {
   g_return_if_fail(msg.csid >= 2 && msg.csid <= kMaxCsid);
-  g_return_if_fail(msg.payload.size() <= 0xffffff);
+  g_return_if_fail(ref.size() <= 0xffffff);
   g_return_if_fail(chunk_size_ > 0);
 
-  const uint32_t len = static_cast<uint32_t>(msg.payload.size());
+  const uint32_t len = static_cast<uint32_t>(ref.size());
   const uint32_t ts = msg.timestamp;
-  CsidState& st = state_[msg.csid];
+  CsidState& st = state(msg.csid);
 
   uint8_t fmt;
   uint32_t delta = ts - st.timestamp;  // wraps: forward when < 2^31
@@ -526,12 +534,15 @@ void ChunkWriter::write(const Message& msg, WireQueue& out) {
     q += 4;
   }
   first.header_len = static_cast<uint8_t>(q - h);
-  first.payload = msg.payload;
+  first.base = ref.data();
   first.offset = 0;
   first.length = std::min(len, chunk_size_);
-  out.push(std::move(first));
-
-  if (len > chunk_size_) {
+  if (len <= chunk_size_) {
+    first.payload = std::move(ref);
+    out.push(std::move(first));
+  } else {
+    const uint8_t* base = first.base;
+    out.push(std::move(first));
     // Continuations: fmt 3, repeating the extended field when there is one.
     std::array<uint8_t, 18> ch{};
     size_t ch_len = put_basic_header(ch.data(), 3, msg.csid);
@@ -543,9 +554,10 @@ void ChunkWriter::write(const Message& msg, WireQueue& out) {
       WirePiece p;
       p.header = ch;
       p.header_len = static_cast<uint8_t>(ch_len);
-      p.payload = msg.payload;
+      p.base = base;
       p.offset = off;
       p.length = std::min(chunk_size_, len - off);
+      if (off + p.length == len) p.payload = std::move(ref);  // the last piece keeps the bytes alive
       out.push(std::move(p));
     }
   }
@@ -570,6 +582,9 @@ std::vector<uint8_t> ChunkWriter::write_flat(const Message& msg) {
   return q.flatten();
 }
 
-void ChunkWriter::reset() { state_.clear(); }
+void ChunkWriter::reset() {
+  small_.fill(CsidState{});
+  large_.clear();
+}
 
 }  // namespace grtmp

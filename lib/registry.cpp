@@ -85,6 +85,12 @@ bool PlayerQueue::push(const StreamEvent& ev) {
 
 void PlayerQueue::take(std::deque<StreamEvent>& out, size_t max_bytes) {
   std::lock_guard lock(mutex_);
+  if (out.empty() && bytes_ <= max_bytes) {
+    // Everything fits (the usual case): hand the whole deque over.
+    out.swap(events_);
+    bytes_ = 0;
+    return;
+  }
   size_t taken = 0;
   while (!events_.empty() && taken < max_bytes) {
     size_t b = event_bytes(events_.front());

@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -80,6 +81,7 @@ class Connection : public FdHandler, public SessionHost {
   bool closed() const { return closed_; }
   ServerSession& session() { return session_; }
   std::atomic<bool> dirty{false};
+  bool in_batch = false;  // listed in LoopWorker::batched_ (loop thread only)
 
  private:
   void flush();
@@ -113,7 +115,10 @@ class LoopWorker : public std::enable_shared_from_this<LoopWorker> {
           c->pump();
           continue;
         }
-        batched_.push_back(id);
+        if (!c->in_batch) {
+          c->in_batch = true;
+          batched_.push_back(c);
+        }
         arm_batch_timer();
       }
     });
@@ -141,10 +146,16 @@ class LoopWorker : public std::enable_shared_from_this<LoopWorker> {
       auto* w = static_cast<LoopWorker*>(self);
       g_source_unref(w->batch_timer_);
       w->batch_timer_ = nullptr;
-      std::vector<uint64_t> ids;
-      ids.swap(w->batched_);
-      for (uint64_t id : ids)
-        if (Connection* c = w->find(id)) c->pump();
+      // Pointers, not ids (no map lookup per player): release() takes a
+      // connection off this list, and deletes it only later, from a
+      // posted task, so one closed by a pump() below stays valid.
+      std::vector<Connection*> batch;
+      batch.swap(w->batched_);
+      for (Connection* c : batch) c->in_batch = false;
+      for (Connection* c : batch) c->pump();
+      w->spare_batch_.swap(batch);  // keeps the capacity
+      w->spare_batch_.clear();
+      if (w->batched_.empty()) w->batched_.swap(w->spare_batch_);
       return G_SOURCE_REMOVE;
     }, this, nullptr);
     g_source_attach(batch_timer_, loop.context());
@@ -172,6 +183,7 @@ class LoopWorker : public std::enable_shared_from_this<LoopWorker> {
     if (it == connections_.end()) return;
     Connection* raw = it->second.release();
     connections_.erase(it);
+    forget_batched(raw);
     loop.post([raw] { delete raw; });
   }
   void close_all() {
@@ -190,7 +202,14 @@ class LoopWorker : public std::enable_shared_from_this<LoopWorker> {
   const ServerConfig& config_;
   Counters& counters_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
-  std::vector<uint64_t> batched_;  // woken players waiting for the batch timer
+  void forget_batched(Connection* c) {
+    if (c->in_batch) {
+      batched_.erase(std::remove(batched_.begin(), batched_.end(), c), batched_.end());
+      c->in_batch = false;
+    }
+  }
+  std::vector<Connection*> batched_;      // woken players waiting for the batch timer
+  std::vector<Connection*> spare_batch_;  // recycled storage for batched_
   GSource* batch_timer_ = nullptr;
 };
 

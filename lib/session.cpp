@@ -103,6 +103,7 @@ uint64_t ServerSession::dropped_messages() const { return player_ ? player_->que
 size_t ServerSession::queued_bytes() const { return player_ ? player_->queue.bytes() : 0; }
 
 void ServerSession::send(const Message& m) { writer_.write(m, out_); }
+void ServerSession::send(Message&& m) { writer_.write(std::move(m), out_); }
 
 void ServerSession::send_status(uint32_t stream_id, const char* level, const char* code, const std::string& desc) {
   send(build_on_status(stream_id, level, code, desc));
@@ -585,7 +586,7 @@ bool ServerSession::pump(GError** error) {
   return true;
 }
 
-bool ServerSession::deliver(const StreamEvent& ev, GError** error) {
+bool ServerSession::deliver(StreamEvent& ev, GError** error) {
   const uint32_t sid = media_stream_id_;
   switch (ev.kind) {
     case StreamEvent::Kind::Publish:
@@ -605,10 +606,11 @@ bool ServerSession::deliver(const StreamEvent& ev, GError** error) {
       }
       return true;
     case StreamEvent::Kind::Media: {
-      Message m = ev.media.msg;  // header copy; payload shared
+      // The queue's payload reference moves on into the wire queue.
+      Message& m = ev.media.msg;
       m.stream_id = sid;
       m.csid = m.type == kMsgAudio ? kCsidAudio : m.type == kMsgVideo ? kCsidVideo : kCsidData;
-      send(m);
+      send(std::move(m));
       return true;
     }
   }

@@ -63,13 +63,20 @@ class ChunkReader {
 
 // One chunk on the wire: header bytes (basic + message header + extended
 // timestamp, at most 18) followed by `length` payload bytes at `offset`.
+//
+// A message split into several chunks holds one payload reference, on its
+// last piece: pieces leave the queue in order, so the earlier ones can
+// point into the payload without a reference of their own (one atomic
+// increment per message and player instead of one per chunk).
 struct WirePiece {
   std::array<uint8_t, 18> header{};
   uint8_t header_len = 0;
-  Bytes payload;     // shared reference to the whole message payload
+  Bytes payload;                  // reference that keeps the bytes alive (may be empty, see above)
+  const uint8_t* base = nullptr;  // payload start; nullptr: payload.data()
   uint32_t offset = 0;
   uint32_t length = 0;
   size_t wire_size() const { return header_len + length; }
+  const uint8_t* bytes() const { return (base ? base : payload.data()) + offset; }
 };
 
 // A FIFO of pieces waiting to be written, with partial-write bookkeeping.
@@ -111,6 +118,8 @@ class ChunkWriter {
   // nginx and FFmpeg disagree). Extended timestamps are repeated on fmt 3
   // continuations.
   void write(const Message& msg, WireQueue& out);
+  // Same, taking over msg.payload's reference instead of adding one.
+  void write(Message&& msg, WireQueue& out);
   // Convenience for tests and small control traffic: encode to flat bytes.
   std::vector<uint8_t> write_flat(const Message& msg);
 
@@ -127,8 +136,14 @@ class ChunkWriter {
     uint8_t type = 0;
     uint32_t stream_id = 0;
   };
+  CsidState& state(uint32_t csid) { return csid < small_.size() ? small_[csid] : large_[csid]; }
+  void write_with(const Message& msg, Bytes&& ref, WireQueue& out);
   uint32_t chunk_size_ = kDefaultChunkSize;
-  std::unordered_map<uint32_t, CsidState> state_;
+  // Every chunk stream this library writes has a csid below 16: their
+  // state sits inline (one lookup per message and player on the fan-out
+  // path); the map holds the rest.
+  std::array<CsidState, 16> small_{};
+  std::unordered_map<uint32_t, CsidState> large_;
 };
 
 }  // namespace grtmp

@@ -112,8 +112,9 @@ class ServerSession {
   void on_delete_stream(uint32_t stream_id);
   bool on_media(Message& m, GError** error);
   void send(const Message& m);
+  void send(Message&& m);
   void send_status(uint32_t stream_id, const char* level, const char* code, const std::string& desc);
-  bool deliver(const StreamEvent& ev, GError** error);
+  bool deliver(StreamEvent& ev, GError** error);  // moves the payload out of ev
   void send_play_headers();
   void stop_publishing(const char* reason);
   void stop_playing(const char* reason);
