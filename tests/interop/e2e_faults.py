@@ -178,7 +178,11 @@ def test_stalled_player():
             f'(--stall-timeout {STALL_MS} ms), drained {drained} B then EOF {eof}')
     check(prc == 0, f'publisher rc {prc}')
     check(pub_duration < seconds + 2.0, f'publisher took {pub_duration:.2f} s for {seconds} s of media')
-    check(peak <= bound_kb, f'VmRSS peak {peak} kB over the bound {bound_kb} kB')
+    if sanitized(srv.cmd[0]):
+        # ASan keeps freed blocks in its quarantine (256 MB): RSS says nothing here.
+        log('  stalled_player: ASan server, VmRSS bound not checked')
+    else:
+        check(peak <= bound_kb, f'VmRSS peak {peak} kB over the bound {bound_kb} kB')
     check(closed_at is not None, 'stalled player never dropped (no "stall timeout" in the log)')
     if closed_at is not None:
         # The stall starts once the kernel buffers are full (~3 MB, 1-2 s at

@@ -89,7 +89,7 @@ static int play(const char* url_text, const char* out_path, double seconds, long
   int64_t start = g_get_monotonic_time();
   int64_t first_key_us = -1;
   long n = 0;
-  GCancellable* cancel = g_cancellable_new();
+  g_autoptr(GCancellable) cancel = g_cancellable_new();
   while ((seconds <= 0 || g_get_monotonic_time() - start < seconds * 1e6) && (max_tags <= 0 || n < max_tags)) {
     Message m;
     if (!client.receive(m, cancel, &err)) {
@@ -109,7 +109,6 @@ static int play(const char* url_text, const char* out_path, double seconds, long
     n++;
   }
   fclose(f);
-  g_object_unref(cancel);
   client.close();
   printf("TAGS %ld FIRST_KEYFRAME_MS %.1f\n", n, first_key_us < 0 ? -1.0 : first_key_us / 1000.0);
   return 0;
