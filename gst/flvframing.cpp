@@ -201,25 +201,15 @@ void FlvPacketizer::become_ready(Output& out) {
   for (auto& [m, flags] : pending) emit_frame(m, flags, out);
 }
 
-void FlvPacketizer::emit_frame(const Message& m, uint8_t flags, Output& out) {
-  const bool video = m.type == kMsgVideo;
-  const bool header = (flags & kFlagSequenceHeader) != 0;
-  if (!header && need_keyframe_) {
-    if (video && !(flags & kFlagKeyframe)) {
-      dropped_++;
-      return;
-    }
-    if (video || !flags_video_) need_keyframe_ = false;
-  }
-
-  anchor(out);
+// The output time (ms) of an audio/video tag: rebased to the first tag,
+// monotonic; a publisher clock jump re-anchors at "now" (warning, discont).
+int64_t FlvPacketizer::rebase(const Message& m, Output& out, bool& discont) {
   int64_t in = ext_.extend(m.timestamp);
   if (!anchor_in_valid_) {
     anchor_in_ = in;
     anchor_in_valid_ = true;
   }
   int64_t out_ms = anchor_out_ + (in - anchor_in_);
-  bool discont = false;
   if (last_out_ms_ >= 0) {
     if (out_ms < last_out_ms_ - kMaxBackwardMs || out_ms > last_out_ms_ + kMaxForwardMs) {
       // A jump in the publisher's clock: continue from where we are.
@@ -234,6 +224,31 @@ void FlvPacketizer::emit_frame(const Message& m, uint8_t flags, Output& out) {
     }
   }
   last_out_ms_ = out_ms;
+  return out_ms;
+}
+
+void FlvPacketizer::emit_frame(const Message& m, uint8_t flags, Output& out) {
+  const bool video = m.type == kMsgVideo;
+  const bool header = (flags & kFlagSequenceHeader) != 0;
+  if (!header && need_keyframe_) {
+    if (video && !(flags & kFlagKeyframe)) {
+      dropped_++;
+      return;
+    }
+    if (video || !flags_video_) need_keyframe_ = false;
+  }
+
+  anchor(out);
+  bool discont = false;
+  int64_t out_ms;
+  if (m.type == kMsgDataAmf0 && last_out_ms_ >= 0) {
+    // Script data mid-stream goes out where the stream is: servers send
+    // onMetaData updates at timestamp 0 (ours, rtmpserversink), which is
+    // not a jump of the publisher's clock.
+    out_ms = last_out_ms_;
+  } else {
+    out_ms = rebase(m, out, discont);
+  }
 
   // Script data (onMetaData updates) carries timestamp 0 in the FLV bytes:
   // ffmpeg's FLV reader takes a script tag at a later timestamp for a

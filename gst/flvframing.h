@@ -131,6 +131,7 @@ class FlvPacketizer {
   void anchor(Output& out);
   void rebuild_caps(Output& out, bool initial);
   void emit_frame(const Message& m, uint8_t flags, Output& out);
+  int64_t rebase(const Message& m, Output& out, bool& discont);
   int64_t now_ms() const;  // stream time now (ms)
 
   std::function<GstClockTime()> running_time_;

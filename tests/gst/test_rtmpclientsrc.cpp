@@ -3,6 +3,7 @@
 // rtmpserversrc's pads (streamheader, in-band headers, one tag a buffer).
 #include <gtest/gtest.h>
 
+#include "grtmp/amf0.h"
 #include "test_helpers.h"
 
 using namespace gsttest;
@@ -81,6 +82,64 @@ TEST_F(ClientSrcTest, PlaysAStreamAsFlvTags) {
   EXPECT_TRUE(c.eos) << "EOS when the server ends the play";
   check_flv_output(media(), c, from_start(media()));
   EXPECT_EQ(bus_error(p.pipe), "");
+  server->stop();
+}
+
+TEST_F(ClientSrcTest, MetadataUpdateAtTimestampZeroIsNotAClockJump) {
+  // rtmpserversink (and our server for late joiners) send onMetaData
+  // updates at timestamp 0 in the middle of a stream.
+  auto server = start_server(/*keep_players=*/false);
+  ASSERT_TRUE(server);
+  auto pub = publisher(server->port(), "live/m");
+  ASSERT_TRUE(pub);
+  Pipe p(location(server->port(), "live/m"), 5);
+  ASSERT_NE(gst_element_set_state(p.pipe, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  ASSERT_TRUE(wait_for([&] {
+    auto s = server->registry().find("live/m");
+    return s && s->info().subscribers == 1;
+  }));
+  auto msgs = media().messages();
+  auto meta = grtmp::amf0::Value::make_ecma_array(
+      {{"videocodecid", grtmp::amf0::Value::make_number(7)}, {"audiocodecid", grtmp::amf0::Value::make_number(10)},
+       {"videodatarate", grtmp::amf0::Value::make_number(123)}});
+  grtmp::Message update;
+  update.type = grtmp::kMsgDataAmf0;
+  update.timestamp = 0;
+  update.payload = grtmp::amf0::encode_to_bytes({grtmp::amf0::Value::make_string("onMetaData"), meta});
+  const size_t at = msgs.size() * 2 / 3;
+  ASSERT_GT(msgs[at].timestamp, 1000u) << "late enough to look like a jump back";
+  msgs.insert(msgs.begin() + at, update);
+  ASSERT_TRUE(send_all(*pub, msgs));
+  pub->close();
+
+  Collected c;
+  collect(p.sink, c);
+  EXPECT_TRUE(c.eos);
+  EXPECT_EQ(bus_error(p.pipe, 0, /*warnings=*/true), "") << "no \"timestamp jumped\" warning";
+  GstClockTime last = 0;
+  size_t frames = 0, updates = 0;
+  for (size_t i = 4; i < c.buffers.size(); i++) {
+    GstBuffer* b = c.buffers[i];
+    EXPECT_GE(GST_BUFFER_DTS(b), last) << "DTS monotonic at buffer " << i;
+    if (i > 4) EXPECT_FALSE(GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DISCONT)) << "buffer " << i;
+    last = GST_BUFFER_DTS(b);
+    Tag t;
+    ASSERT_TRUE(parse_tag_buffer(b, t));
+    if (t.type == 18) {
+      updates++;
+      EXPECT_EQ(t.ts, 0u);
+      EXPECT_GE(GST_BUFFER_DTS(b), GstClockTime(1000) * GST_MSECOND) << "at the stream's position";
+    }
+    frames += is_video_frame(t);
+  }
+  // Ours, and flvmux's own repeats when they differ from the one before.
+  std::vector<Tag> sent;
+  for (auto& m : msgs) sent.push_back({m.type, m.timestamp, m.payload});
+  size_t expected_updates = 0;
+  for (auto& t : expected_after_headers(sent)) expected_updates += t.type == 18;
+  EXPECT_GE(expected_updates, 1u);
+  EXPECT_EQ(updates, expected_updates);
+  EXPECT_EQ(frames, media().video_frames);
   server->stop();
 }
 
