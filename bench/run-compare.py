@@ -248,7 +248,9 @@ def main():
     ap.add_argument("--pub-duration", type=float, default=10, help="measured window of publisher runs (s)")
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--rate", type=float, default=200, help="player connections per second")
-    ap.add_argument("--threads", type=int, default=2, help="grtmp-test-server --threads")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="grtmp-test-server --threads (0: the server's default, one loop thread per usable core; "
+                         "pinned to one core that is 1)")
     ap.add_argument("--servers", default="ours,nginx")
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--boost", type=int, default=-10,

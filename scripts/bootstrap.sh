@@ -52,7 +52,25 @@ case "${1:-}" in
   test)
     deps
     build
-    exec python3 scripts/run-tests.py "$BUILD_DIR"
+    # Two runs: the whole suite under ASan + UBSan + LeakSanitizer
+    # (scripts/sanitize.sh, build-asan), then the normal build. The last
+    # line sums both. GRTMP_SANITIZE=0 skips the sanitized run.
+    summary=$(mktemp)
+    export GRTMP_SUMMARY_FILE="$summary"
+    status=0
+    if [ "${GRTMP_SANITIZE:-1}" != 0 ]; then
+      echo "== sanitized run: ASan + UBSan build in build-asan, unit + gst + e2e suites"
+      if ! bash scripts/sanitize.sh; then status=1; fi
+      # A build failure ends sanitize.sh before it counts anything.
+      grep -q '^build-asan ' "$summary" || { echo "build-asan 0 1 0" >> "$summary"; status=1; }
+    fi
+    echo "== normal run: $BUILD_DIR, every suite"
+    if ! python3 scripts/run-tests.py "$BUILD_DIR"; then status=1; fi
+    grep -q "^$BUILD_DIR " "$summary" || { echo "$BUILD_DIR 0 1 0" >> "$summary"; status=1; }
+    echo "== total ($(awk '{printf "%s%s: %d passed, %d failed, %d skipped", NR>1?"; ":"", $1, $2, $3, $4}' "$summary"))"
+    awk '{p+=$2; f+=$3; s+=$4} END {printf "%d passed, %d failed, %d skipped\n", p, f, s}' "$summary"
+    rm -f "$summary"
+    exit $status
     ;;
   run)
     deps

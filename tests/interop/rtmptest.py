@@ -494,6 +494,18 @@ def gst_env(system_plugins: bool = True, debug: str | None = None, extra_env: di
     elif 'GST_DEBUG' not in (extra_env or {}):
         env['GST_DEBUG'] = '*:1'
     env.setdefault('GST_DEBUG_NO_COLOR', '1')
+    # scripts/sanitize.sh: gst-launch-1.0 and gst-inspect-1.0 are not built
+    # with ASan, so the runtime is preloaded for them to load the sanitized
+    # plugin. Memory errors and undefined behaviour are still fatal; leaks
+    # are not checked in these processes (GStreamer's own one-time
+    # allocations, the plugin scanner): our binaries check them.
+    preload = env.get('GRTMP_ASAN_PRELOAD')
+    if preload:
+        env['LD_PRELOAD'] = preload
+        env['ASAN_OPTIONS'] = env.get('ASAN_OPTIONS', '') + ':detect_leaks=0'
+        # libproxy (GIO's proxy resolver module) throws C++ exceptions, which
+        # a preloaded ASan runtime cannot intercept: resolve no proxies.
+        env['GIO_USE_PROXY_RESOLVER'] = 'dummy'
     if extra_env:
         env.update(extra_env)
     return env
