@@ -53,10 +53,8 @@ export G_SLICE=always-malloc
 export G_DEBUG=gc-friendly
 
 export GRTMP_ASAN_PRELOAD="$(${CC:-gcc} -print-file-name=libasan.so)"
-# GStreamer scans plugins in gst-plugin-scanner, which is not sanitized and
-# cannot load the sanitized plugin (it would be blacklisted in the
-# registry): scan in the test process itself.
-export GST_REGISTRY_FORK=no
+# (tests/meson.build sets GST_REGISTRY_FORK=no for the gst-check tests of a
+# sanitized build: the unsanitized gst-plugin-scanner cannot load the plugin.)
 
 if [ $# -eq 0 ]; then
   # tests/meson.build puts what is not yet clean under sanitizers in the
