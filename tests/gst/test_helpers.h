@@ -304,6 +304,17 @@ inline std::string bus_error(GstElement* pipe, GstClockTime wait = 0, bool warni
   return text;
 }
 
+// Drops a bus the test made with gst_bus_new() for an element outside a
+// pipeline. Messages still queued hold references to their source element,
+// which holds the bus: without flushing, bus, messages and element keep each
+// other alive (a pipeline's bus is flushed when it goes to NULL; a bare
+// element's is not).
+inline void unref_bus(GstBus* bus) {
+  if (!bus) return;
+  gst_bus_set_flushing(bus, TRUE);
+  gst_object_unref(bus);
+}
+
 // ---------------------------------------------------------------- harness
 
 // A GstHarness around an element configured before it starts

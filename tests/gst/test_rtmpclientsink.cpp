@@ -85,7 +85,7 @@ class ClientSinkTest : public ::testing::Test {
   }
   void TearDown() override {
     if (h) gst_harness_teardown(h);
-    if (bus) gst_object_unref(bus);
+    unref_bus(bus);
     if (server) server->stop();
   }
   const Media& media() { return *g_media; }
@@ -296,7 +296,7 @@ TEST_F(ClientSinkBasics, ConnectionRefusedIsAnElementError) {
   g_clear_error(&err);
   gst_message_unref(m);
   gst_harness_teardown(h);
-  gst_object_unref(bus);
+  unref_bus(bus);
 }
 
 TEST_F(ClientSinkBasics, ErrorsLeaveTheQueryOut) {
@@ -326,7 +326,7 @@ TEST_F(ClientSinkBasics, ErrorsLeaveTheQueryOut) {
   g_free(dbg);
   gst_message_unref(m);
   gst_harness_teardown(h);
-  gst_object_unref(bus);
+  unref_bus(bus);
 
   // An invalid URI: the error returned to the application has no token either.
   GstElement* e = gst_element_factory_make("rtmpclientsink", nullptr);
@@ -386,7 +386,7 @@ TEST_F(ClientSinkBasics, NoLocationFailsToStart) {
   gst_message_unref(m);
   gst_element_set_state(e, GST_STATE_NULL);
   gst_object_unref(e);
-  gst_object_unref(bus);
+  unref_bus(bus);
 }
 
 }  // namespace

@@ -85,7 +85,7 @@ class ServerSinkTest : public ::testing::Test {
   }
   void TearDown() override {
     if (h) gst_harness_teardown(h);
-    if (bus) gst_object_unref(bus);
+    unref_bus(bus);
   }
   const Media& media() { return *g_media; }
 

@@ -132,7 +132,7 @@ class SecureTest : public ::testing::Test {
       gst_element_set_state(e, GST_STATE_NULL);
       gst_object_unref(e);
     }
-    for (auto* b : buses) gst_object_unref(b);
+    for (auto* b : buses) unref_bus(b);
   }
   const Certs& certs() { return *g_certs; }
 
