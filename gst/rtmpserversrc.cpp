@@ -173,7 +173,14 @@ struct Port : grtmp::Subscriber {
   bool downstream_eos = false;
   bool warned_not_linked = false;
   std::atomic<bool> finished{false};   // no more data will be pushed
-  std::atomic<bool> torn_down{false};
+
+  // teardown_port: held for the whole teardown, so a second caller (the
+  // state change racing the asynchronous removal after an unpublish) waits
+  // until the pad is gone instead of returning early. Recursive: a
+  // pad-removed handler on the removing thread that stops the element
+  // re-enters and finds the port torn down. Taken before every other lock.
+  std::recursive_mutex teardown_mutex;
+  bool torn_down = false;  // teardown_mutex
 };
 
 struct Observer : grtmp::Registry::Observer {
@@ -187,7 +194,7 @@ struct ServerSrcPrivate {
   std::mutex settings_mutex;
   Settings settings;
 
-  // Lock order: state_mutex -> Registry -> Stream -> Port::mutex.
+  // Lock order: Port::teardown_mutex -> state_mutex -> Registry -> Stream -> Port::mutex.
   std::mutex state_mutex;
   std::shared_ptr<grtmp::Server> server;
   std::map<std::string, std::shared_ptr<Port>> ports;  // by stream key, live ones
@@ -452,9 +459,12 @@ static void port_loop(gpointer data) {
 }
 
 // Stops the task, detaches from the stream and removes the pad. Any thread
-// but the port's own task; idempotent.
+// but the port's own task; idempotent. Returns once the pad is removed, also
+// when another thread was already removing it: the element has no pads left
+// when its change to READY returns.
 static void teardown_port(GstGrtmpServerSrc* src, const std::shared_ptr<Port>& port) {
-  if (port->torn_down.exchange(true)) return;
+  std::lock_guard teardown(port->teardown_mutex);
+  if (std::exchange(port->torn_down, true)) return;
   port->finished = true;
   if (port->server && port->stream) port->server->registry().unsubscribe(port->stream, port.get());
   {

@@ -155,6 +155,34 @@ TEST_F(ServerSrcTest, RemovedPadsAreFreed) {
   if (weak) g_object_remove_weak_pointer(G_OBJECT(weak), reinterpret_cast<gpointer*>(&weak));
 }
 
+TEST_F(ServerSrcTest, StoppingWaitsForAPadRemovalInProgress) {
+  // After an unpublish the pad goes away on another thread. A change to
+  // NULL meanwhile returns only once it is gone: pad-removed handlers may use
+  // what the application frees after set_state(NULL) returned.
+  struct Flags {
+    std::atomic<bool> entered{false}, left{false};
+  } flags;
+  SrcPipeline p("live/s", true, false);
+  g_signal_connect(p.src, "pad-removed", G_CALLBACK(+[](GstElement*, GstPad*, Flags* f) {
+                     f->entered = true;
+                     std::this_thread::sleep_for(std::chrono::milliseconds(300));
+                     f->left = true;
+                   }),
+                   &flags);
+  uint16_t port = p.start();
+  ASSERT_NE(port, 0);
+  auto client = publisher(port, "live/s");
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(send_all(*client, media().messages()));
+  ASSERT_TRUE(wait_for([&] { return p.pads_added.load() == 1; }));
+  client->close();
+  ASSERT_TRUE(wait_for([&] { return flags.entered.load(); }));
+  gst_element_set_state(p.pipe, GST_STATE_NULL);
+  EXPECT_TRUE(flags.left.load()) << "set_state(NULL) returned while the pad was being removed";
+  EXPECT_EQ(p.src->numsrcpads, 0u);
+  EXPECT_EQ(p.pads_removed.load(), 1);
+}
+
 TEST_F(ServerSrcTest, DecodesThroughFlvdemux) {
   GError* err = nullptr;
   GstElement* pipe = gst_parse_launch(
