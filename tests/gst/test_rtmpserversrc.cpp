@@ -259,7 +259,13 @@ TEST_F(ServerSrcTest, KeepsPadForRepublishWithoutEos) {
   }
   if (c.buffers.size() == 4 + both) {
     GstClockTime end_first = GST_BUFFER_DTS(c.buffers[4 + frames - 1]);
-    GstClockTime start_second = GST_BUFFER_DTS(c.buffers[4 + frames]);
+    // The second session's first audio/video tag. An onMetaData that differs
+    // from the last one (flvmux sometimes updates it mid-stream) goes out
+    // first, at the stream's position: script data is not a frame.
+    size_t first = 4 + frames;
+    while (first < c.buffers.size() && buffer_bytes(c.buffers[first]).at(0) == 18) first++;
+    ASSERT_LT(first, c.buffers.size());
+    GstClockTime start_second = GST_BUFFER_DTS(c.buffers[first]);
     EXPECT_GT(start_second, end_first) << "the second session continues after the first";
   }
 }
