@@ -196,7 +196,10 @@ def test_clientsrc_plays_rtmps_from_serversink():
     check_plugin()
     require('openssl')
     port, tls_port = free_port(), free_port()
-    seconds = 6
+    # The live stream must outlast two client start-ups: a sanitized
+    # gst-launch-1.0 (scripts/sanitize.sh) takes 3-4 s each to start, and the
+    # second client still needs 3 s of stream.
+    seconds = 15 if os.environ.get('GRTMP_ASAN_PRELOAD') else 6
     server = gst_spawn(serversink_pipeline(port, tls_port, 'live/s', seconds))
     out = tmp_path('rtmps-clientsrc.flv')
     try:
