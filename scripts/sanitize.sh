@@ -38,7 +38,7 @@ ninja -C "$BUILD" -j"$JOBS"
 # fast_unwind_on_malloc=0: GLib and GStreamer are built without frame
 # pointers, so the fast unwinder stops at g_malloc; the slow one gives whole
 # allocation stacks, which the suppressions below need.
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:fast_unwind_on_malloc=0"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:fast_unwind_on_malloc=0:intercept_tls_get_addr=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # One-time allocations of GLib/GIO/GStreamer (plugin registry, type
 # classes, loaded modules) that LeakSanitizer cannot see through are not

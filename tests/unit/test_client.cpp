@@ -30,17 +30,6 @@
 #include "grtmp/log.h"
 #include "grtmp/url.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-// scripts/sanitize.sh: LeakSanitizer's exit-time check crashes in its own
-// tracer thread ("Tracer caught signal 11", GCC 12 / this kernel) once the
-// RTMPS cases have run GnuTLS through glib-networking; the check cannot
-// complete, so it is off for this one executable. Memory errors and UB
-// are still fatal here, and every other executable (grtmp-test-client
-// included, which drives the same client code in the e2e suites) keeps
-// leak detection.
-extern "C" int __lsan_is_turned_off() { return 1; }
-#endif
-
 using namespace grtmp;
 
 namespace {
