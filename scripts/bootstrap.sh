@@ -67,7 +67,7 @@ case "${1:-}" in
     echo "== normal run: $BUILD_DIR, every suite"
     if ! python3 scripts/run-tests.py "$BUILD_DIR"; then status=1; fi
     grep -q "^$BUILD_DIR " "$summary" || { echo "$BUILD_DIR 0 1 0" >> "$summary"; status=1; }
-    echo "== total ($(awk '{printf "%s%s: %d passed, %d failed, %d skipped", NR>1?"; ":"", $1, $2, $3, $4}' "$summary"))"
+    echo "== total ($(awk '{printf "%s%s: %d passed, %d failed, %d skipped", (NR > 1 ? "; " : ""), $1, $2, $3, $4}' "$summary"))"
     awk '{p+=$2; f+=$3; s+=$4} END {printf "%d passed, %d failed, %d skipped\n", p, f, s}' "$summary"
     rm -f "$summary"
     exit $status

@@ -75,7 +75,10 @@ class Launcher:
         log('launch:', ' '.join(self.args))
         self.proc = subprocess.Popen(self.args, stdout=self.out, stderr=self.err, stdin=subprocess.DEVNULL,
                                      env=launcher_env(), start_new_session=True)
-        if not wait_port(self.port, 10, proc=self.proc):
+        # A healthy launcher listens within a second; the generous deadline
+        # only matters on a loaded machine (the first start also builds the
+        # GStreamer registry).
+        if not wait_port(self.port, 30, proc=self.proc):
             raise RuntimeError(f'launcher did not listen (rc={self.proc.poll()}):\n{self.stdout()}\n{self.stderr()}')
         if self.mport and not wait_port(self.mport, 5, proc=self.proc):
             raise RuntimeError(f'metrics endpoint did not listen:\n{self.stdout()}')

@@ -644,7 +644,11 @@ def test_limit_connections_per_ip():
             time.sleep(0.05)
         a = socket.create_connection(('127.0.0.1', l.port), timeout=5)
         b = socket.create_connection(('127.0.0.1', l.port), timeout=5)
-        time.sleep(0.3)
+        # Both must be accepted (counted) before the third arrives; a fixed
+        # sleep was not always enough on a loaded machine.
+        deadline = time.monotonic() + 10
+        while l.stats()['server']['connections_current'] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         c = socket.create_connection(('127.0.0.1', l.port), timeout=5)
         t = time.monotonic()
         got = rtmp_answer(c, 3.0)
