@@ -148,14 +148,13 @@ class LoopWorker : public std::enable_shared_from_this<LoopWorker> {
       w->batch_timer_ = nullptr;
       // Pointers, not ids (no map lookup per player): release() takes a
       // connection off this list, and deletes it only later, from a
-      // posted task, so one closed by a pump() below stays valid.
-      std::vector<Connection*> batch;
-      batch.swap(w->batched_);
-      for (Connection* c : batch) c->in_batch = false;
-      for (Connection* c : batch) c->pump();
-      w->spare_batch_.swap(batch);  // keeps the capacity
-      w->spare_batch_.clear();
-      if (w->batched_.empty()) w->batched_.swap(w->spare_batch_);
+      // posted task, so one closed by a pump() below stays valid. The list
+      // does not change while it is walked: in_batch is cleared first (so
+      // release() leaves it alone), and wakes reach the dirty handler only
+      // from the next loop dispatch.
+      for (Connection* c : w->batched_) c->in_batch = false;
+      for (Connection* c : w->batched_) c->pump();
+      w->batched_.clear();  // keeps the capacity
       return G_SOURCE_REMOVE;
     }, this, nullptr);
     g_source_attach(batch_timer_, loop.context());
@@ -208,8 +207,7 @@ class LoopWorker : public std::enable_shared_from_this<LoopWorker> {
       c->in_batch = false;
     }
   }
-  std::vector<Connection*> batched_;      // woken players waiting for the batch timer
-  std::vector<Connection*> spare_batch_;  // recycled storage for batched_
+  std::vector<Connection*> batched_;  // woken players waiting for the batch timer
   GSource* batch_timer_ = nullptr;
 };
 
