@@ -86,7 +86,7 @@ inline constexpr const char* kPlayUnpublishNotify = "NetStream.Play.UnpublishNot
 inline constexpr const char* kPlayPublishNotify = "NetStream.Play.PublishNotify";
 inline constexpr const char* kPlayUnauthorized = "NetStream.Play.Unauthorized";
 inline constexpr const char* kPlayFailed = "NetStream.Play.Failed";
-inline constexpr const char* kDeleteStreamSuccess = "NetStream.DeleteStream.Suceess";
+inline constexpr const char* kDeleteStreamSuccess = "NetStream.DeleteStream.Success";
 inline constexpr const char* kFailed = "NetStream.Failed";
 }  // namespace status
 
