@@ -21,6 +21,8 @@ PACKAGES=(
   # real peers the tests talk to
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   ffmpeg rtmpdump nginx-light libnginx-mod-rtmp
+  # gst-rtmp-client's window mode is tested on a virtual display
+  xvfb gstreamer1.0-x
 )
 
 deps() {
@@ -57,6 +59,9 @@ case "${1:-}" in
     # line sums both. GRTMP_SANITIZE=0 skips the sanitized run.
     summary=$(mktemp)
     export GRTMP_SUMMARY_FILE="$summary"
+    # deps installed every peer: a test that finds one missing fails instead
+    # of skipping (tests/interop/rtmptest.py missing_peer, tests/gst).
+    export GRTMP_REQUIRE_PEERS="${GRTMP_REQUIRE_PEERS:-1}"
     status=0
     if [ "${GRTMP_SANITIZE:-1}" != 0 ]; then
       echo "== sanitized run: ASan + UBSan build in build-asan, unit + gst + e2e suites"

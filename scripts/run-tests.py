@@ -2,8 +2,8 @@
 """Runs `meson test` in a build dir and prints one summary line.
 
 Each GoogleTest executable counts its test cases; each end-to-end script
-counts the checks it reports on its "e2e: N passed, M failed" line; any
-other test counts as one. The last line is `N passed, N failed, N skipped`.
+counts the checks it reports on its "e2e: N passed, M failed[, K skipped]"
+line; any other test counts as one. The last line is `N passed, N failed, N skipped`.
 """
 import json
 import os
@@ -35,7 +35,7 @@ for line in lines:
     gp = re.search(r"\[  PASSED  \] (\d+) tests?", out)
     gf = re.search(r"\[  FAILED  \] (\d+) tests?, listed below", out)
     gs = re.search(r"\[  SKIPPED \] (\d+) tests?", out)
-    e2e = re.findall(r"^e2e: (\d+) passed, (\d+) failed", out, re.M)
+    e2e = re.findall(r"^e2e: (\d+) passed, (\d+) failed(?:, (\d+) skipped)?", out, re.M)
     if gp or gf:
         passed += int(gp.group(1)) if gp else 0
         failed += int(gf.group(1)) if gf else 0
@@ -43,11 +43,12 @@ for line in lines:
         if result not in ("OK", "EXPECTEDFAIL") and not gf:
             failed += 1  # crashed or timed out after some cases passed
     elif e2e:
-        p, f = map(int, e2e[-1])
-        passed += p
-        failed += f
-        if result not in ("OK",) and f == 0:
-            failed += 1
+        p, f, s = e2e[-1]
+        passed += int(p)
+        failed += int(f)
+        skipped += int(s or 0)  # skipped checks inside a script that passed
+        if result not in ("OK", "SKIP") and int(f) == 0:
+            failed += 1  # crashed or timed out after its summary line
     elif result == "SKIP":
         skipped += 1
     elif result in ("OK", "EXPECTEDFAIL"):

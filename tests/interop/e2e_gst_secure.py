@@ -107,7 +107,7 @@ def test_rtmp2sink_rtmps_to_serversrc():
     require('openssl')
     rc, _, _ = run(['gst-inspect-1.0', 'rtmp2sink'], env=gst_env())
     if rc != 0:
-        skip('rtmp2sink not installed')
+        missing_peer('GStreamer rtmp2sink (gstreamer1.0-plugins-bad)')
     port, tls_port = free_port(), free_port()
     out = tmp_path('rtmps-rtmp2sink.flv')
     gl = serversrc(port, tls_port, 'live/r2', out)

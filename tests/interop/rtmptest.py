@@ -55,7 +55,7 @@ import traceback
 __all__ = [
     'TIMEOUT_RC', 'free_port', 'wait_port', 'run', 'spawn', 'stop_process', 'Nginx',
     'make_media', 'ffmpeg_publish', 'ffprobe_info', 'ffmpeg_decode', 'parse_framecrc',
-    'gst_launch', 'gst_env', 'rtmpdump', 'check', 'skip', 'Skip', 'main', 'build_dir',
+    'gst_launch', 'gst_env', 'rtmpdump', 'check', 'skip', 'Skip', 'missing_peer', 'peers_required', 'main', 'build_dir',
     'source_dir', 'tmp_path', 'tmp_dir', 'have', 'require', 'log',
 ]
 
@@ -558,11 +558,29 @@ def skip(reason: str):
     raise Skip(reason)
 
 
+def peers_required() -> bool:
+    """True when a missing peer must fail rather than skip: the README's test
+    command (scripts/bootstrap.sh test, run by CI) installs every peer, so
+    there a missing one is a broken setup, not an optional extra."""
+    return os.environ.get('GRTMP_REQUIRE_PEERS', '') not in ('', '0')
+
+
+def missing_peer(what: str):
+    """Ends the current test because a peer (tool, GStreamer element) is not
+    installed: a skip on a developer's machine, a failure under
+    GRTMP_REQUIRE_PEERS=1."""
+    if peers_required():
+        raise AssertionError(f'missing peer: {what} (GRTMP_REQUIRE_PEERS=1: '
+                             'scripts/bootstrap.sh deps installs it)')
+    raise Skip(f'missing {what}')
+
+
 def require(*tools):
-    """Skips the current test unless every tool is on PATH."""
+    """Skips the current test unless every tool is on PATH (fails instead
+    under GRTMP_REQUIRE_PEERS=1, see missing_peer)."""
     missing = [t for t in tools if not have(t)]
     if missing:
-        raise Skip('missing ' + ', '.join(missing))
+        missing_peer(', '.join(missing))
 
 
 _failures: list = []
