@@ -23,6 +23,8 @@ PACKAGES=(
   ffmpeg rtmpdump nginx-light libnginx-mod-rtmp
   # gst-rtmp-client's window mode is tested on a virtual display
   xvfb gstreamer1.0-x
+  # test certificates for RTMPS
+  openssl
 )
 
 deps() {
