@@ -31,6 +31,7 @@ struct Counters {
   std::atomic<uint64_t> dropped_by_closed{0};
   std::atomic<uint64_t> auth_denials{0};
   std::atomic<uint64_t> tls_failures{0};
+  std::atomic<uint64_t> slow_players{0};
   std::mutex per_ip_mutex;
   std::unordered_map<std::string, uint32_t> per_ip;
 };
@@ -412,6 +413,7 @@ void Connection::tick(int64_t now_us) {
   GError* err = nullptr;
   if (!session_.check_timers(now_us, &err)) {
     if (!session_.handshake_done()) counters_.handshake_failures++;
+    if (g_error_matches(err, GRTMP_ERROR, GRTMP_ERROR_SLOW_CONSUMER)) counters_.slow_players++;
     close("timeout", err);
     g_clear_error(&err);
     return;
@@ -806,6 +808,7 @@ ServerStats Server::stats() const {
   s.dropped_messages = impl_->registry.dropped_total();
   s.auth_denials = k.auth_denials;
   s.tls_failures = k.tls_failures;
+  s.slow_players_closed = k.slow_players;
   for (auto& info : impl_->registry.list()) {
     if (info.live) s.publishers++;
     s.players += info.players;

@@ -442,6 +442,8 @@ bool ServerSession::start_play(const PlayParams& p, uint32_t sid, GError** error
     }
   }
   player_ = std::make_shared<PlayerSink>(config_.player_queue_max_bytes, host_);
+  caught_up_us_ = clean_since_us_ = g_get_monotonic_time();
+  drops_seen_ = 0;
   media_stream_id_ = sid;
   role_ = Role::Player;
   auth_name_ = p.name;
@@ -622,6 +624,25 @@ void ServerSession::on_sent(size_t n, int64_t now_us) {
   bytes_out_ += n;
   out_.consume(n);
   last_progress_us_ = now_us;
+  if (out_.empty()) note_if_caught_up(now_us);
+}
+
+void ServerSession::note_if_caught_up(int64_t now_us) {
+  if (role_ != Role::Player || !player_) return;
+  // A drop (an overflow, or video skipped while the queue waits for the
+  // keyframe after one) means the player did not get everything live: it
+  // restarts the clean period. A player reading at half speed drains its
+  // queue right after each overflow, but keeps dropping, so it never
+  // counts as caught up.
+  uint64_t dropped = player_->queue.dropped_messages();
+  if (dropped != drops_seen_) {
+    drops_seen_ = dropped;
+    clean_since_us_ = now_us;
+    return;
+  }
+  if (!out_.empty() || !player_->queue.empty()) return;
+  if ((now_us - clean_since_us_) / 1000 < kCaughtUpCleanMs) return;
+  caught_up_us_ = now_us;
 }
 
 bool ServerSession::check_timers(int64_t now_us, GError** error) {
@@ -645,6 +666,18 @@ bool ServerSession::check_timers(int64_t now_us, GError** error) {
   if (!out_.empty() && config_.player_stall_timeout_ms && ms(last_progress_us_) > config_.player_stall_timeout_ms)
     return fail(error, GRTMP_ERROR_SLOW_CONSUMER, "peer stopped reading (stall timeout)");
   if (out_.empty()) last_progress_us_ = now_us;
+  if (role_ == Role::Player && config_.player_max_lag_ms) {
+    note_if_caught_up(now_us);
+    int64_t lag_ms = ms(caught_up_us_);
+    if (lag_ms > config_.player_max_lag_ms) {
+      log(log::Level::Warn, "player lagging behind live",
+          {{"lag_ms", std::to_string(lag_ms)}, {"max_lag_ms", std::to_string(config_.player_max_lag_ms)},
+           {"queued_bytes", std::to_string(queued_bytes())}, {"dropped", std::to_string(dropped_messages())}});
+      g_set_error(error, GRTMP_ERROR, GRTMP_ERROR_SLOW_CONSUMER, "player lagging %" G_GINT64_FORMAT " ms behind live",
+                  lag_ms);
+      return false;
+    }
+  }
   return true;
 }
 

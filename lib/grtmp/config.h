@@ -60,6 +60,13 @@ struct ServerConfig {
   // Per-player queue: past this many queued bytes the player drops to the
   // next keyframe (drops are counted).
   uint64_t player_queue_max_bytes = 8u << 20;
+  // A player that has not caught up with live for this long is closed
+  // ("player lagging N ms behind live"). Caught up means its queue and its
+  // unsent output were both empty and nothing was dropped for the last 2 s:
+  // a player that keeps overflowing (say, reading at half speed) drains
+  // right after each drop to the next keyframe but never catches up, so it
+  // is closed too. 0 disables the check.
+  uint32_t player_max_lag_ms = 30000;
 
   MissingStreamPolicy missing_stream = MissingStreamPolicy::Wait;
   PublishConflictPolicy publish_conflict = PublishConflictPolicy::Reject;

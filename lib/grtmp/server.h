@@ -29,6 +29,7 @@ struct ServerStats {
   uint64_t protocol_errors = 0;       // connections closed for bad input
   uint64_t auth_denials = 0;          // connect/publish/play refused by the authorizer
   uint64_t tls_failures = 0;          // TLS handshakes that failed
+  uint64_t slow_players_closed = 0;   // players closed for stalling or lagging behind live
 };
 
 class Server {

@@ -60,7 +60,8 @@ class ServerSession {
   // (e.g. unpublish with keep_players_on_unpublish = false).
   bool pump(GError** error);
   // Periodic check (about once a second): handshake, idle, publisher and
-  // player stall timeouts. Returns false to close.
+  // player stall timeouts, player lag (player_max_lag_ms). Returns false to
+  // close.
   bool check_timers(int64_t now_us, GError** error);
   // The socket accepted `n` bytes of output().
   void on_sent(size_t n, int64_t now_us);
@@ -118,6 +119,12 @@ class ServerSession {
   void send_play_headers();
   void stop_publishing(const char* reason);
   void stop_playing(const char* reason);
+  // Player: notes `now_us` as the last time it was caught up with live:
+  // nothing waits for it (queue and output empty) and nothing was dropped
+  // for kCaughtUpCleanMs (longer than a frame interval, so the video
+  // skipped while the queue waits for a keyframe is seen).
+  void note_if_caught_up(int64_t now_us);
+  static constexpr int64_t kCaughtUpCleanMs = 2000;
   void log(log::Level level, std::string_view msg, std::initializer_list<log::Field> extra = {}) const;
   bool fail(GError** error, int code, const char* reason);
 
@@ -156,6 +163,9 @@ class ServerSession {
   int64_t last_media_us_ = 0;
   int64_t last_progress_us_ = 0;
   int64_t last_ping_us_ = 0;
+  int64_t caught_up_us_ = 0;     // player: last time it was caught up with live
+  int64_t clean_since_us_ = 0;   // player: start of the current run without drops
+  uint64_t drops_seen_ = 0;      // player: queue drops at the previous look
   bool played_once_ = false;      // a Publish event was already announced
   bool saw_unpublish_ = false;
   uint32_t streams_created_ = 0;

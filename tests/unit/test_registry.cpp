@@ -313,3 +313,65 @@ TEST(PlayerQueue, AudioOnlyStreamsResumeWithoutKeyframe) {
   EXPECT_GT(q.dropped_messages(), 0u);
   EXPECT_EQ(out.back().media.msg.timestamp, 19u * 20);
 }
+
+namespace {
+
+// A subscriber with a bounded queue that nobody reads (a stuck player).
+struct QueuedSubscriber : Subscriber {
+  explicit QueuedSubscriber(uint64_t max_bytes, bool player) : queue(max_bytes), player(player) {}
+  void on_stream_event(const StreamEvent& ev) override { queue.push(ev); }
+  uint64_t dropped_messages() const override { return queue.dropped_messages(); }
+  bool is_player() const override { return player; }
+  PlayerQueue queue;
+  bool player;
+};
+
+}  // namespace
+
+// Stream stats count what each slow subscriber dropped: dropped_live for
+// those attached now, dropped_messages also for those that left; the
+// registry's total keeps the departed ones after the stream is gone.
+TEST(Registry, PerStreamDropCountsLiveAndDepartedSubscribers) {
+  ServerConfig cfg;
+  Registry reg(cfg);
+  FakePublisher pub;
+  auto stream = reg.publish("live/drops", "", &pub, nullptr);
+  ASSERT_NE(stream, nullptr);
+  stream->push(video(0, true, 100));
+  auto slow = std::make_shared<QueuedSubscriber>(1000, true);
+  auto fast = std::make_shared<QueuedSubscriber>(1u << 20, false);
+  ASSERT_NE(reg.subscribe("live/drops", slow, false, nullptr), nullptr);
+  ASSERT_NE(reg.subscribe("live/drops", fast, false, nullptr), nullptr);
+  // The slow one holds 100 (the cached keyframe) + 400 + 400; the third
+  // 400-byte frame overflows: its queued frames (keyframe and two) and
+  // the frame itself are dropped.
+  for (uint32_t ts : {40u, 80u, 120u}) stream->push(video(ts, false, 400));
+  EXPECT_EQ(slow->queue.dropped_messages(), 4u);
+  EXPECT_EQ(fast->queue.dropped_messages(), 0u);
+  StreamInfo info = stream->info();
+  EXPECT_EQ(info.dropped_live, 4u);
+  EXPECT_EQ(info.dropped_messages, 4u);
+  EXPECT_EQ(info.players, 1u);
+  EXPECT_EQ(info.subscribers, 2u);
+  EXPECT_EQ(reg.dropped_total(), 4u);
+
+  // Another stream's drops are its own.
+  FakePublisher pub2;
+  auto other = reg.publish("live/other", "", &pub2, nullptr);
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->info().dropped_messages, 0u);
+
+  // The slow one leaves: its drops stay in the stream's total, not live.
+  reg.unsubscribe(stream, slow.get());
+  info = stream->info();
+  EXPECT_EQ(info.dropped_live, 0u);
+  EXPECT_EQ(info.dropped_messages, 4u);
+  EXPECT_EQ(info.players, 0u);
+  EXPECT_EQ(reg.dropped_total(), 4u);
+
+  // The stream goes away entirely: the registry still counts them.
+  reg.unsubscribe(stream, fast.get());
+  reg.unpublish(stream, &pub);
+  EXPECT_EQ(reg.find("live/drops"), nullptr);
+  EXPECT_EQ(reg.dropped_total(), 4u);
+}
