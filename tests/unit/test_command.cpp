@@ -676,3 +676,25 @@ TEST(DataMessage, ParseMetadata) {
   EXPECT_FALSE(parse_metadata(Bytes(), md, &err));
   EXPECT_EQ(error_code(err), GRTMP_ERROR_MALFORMED);
 }
+
+// closeStream (NetStream.close in Flash) and _checkbw (FMLE's bandwidth
+// check): both carry only a transaction id and a null object; the session
+// answers closeStream by ending the stream and _checkbw with onBWDone.
+TEST(CommandParse, CloseStreamAndCheckBwRoundTrip) {
+  Command close = parse(golden_msg("close_stream.bin"));
+  EXPECT_EQ(close.name, "closeStream");
+  EXPECT_EQ(close.transaction_id, 0);
+  EXPECT_EQ(close.object.type, amf0::Marker::Null);
+  EXPECT_TRUE(close.args.empty());
+  Message re = build_command("closeStream", 0, amf0::Value::make_null(), {}, 1);
+  EXPECT_EQ(re.stream_id, 1u);
+  EXPECT_EQ(payload(re), read_golden("command/close_stream.bin"));
+
+  Command bw = parse(golden_msg("checkbw.bin"));
+  EXPECT_EQ(bw.name, "_checkbw");
+  EXPECT_EQ(bw.transaction_id, 3);
+  EXPECT_EQ(bw.object.type, amf0::Marker::Null);
+  EXPECT_TRUE(bw.args.empty());
+  EXPECT_EQ(payload(build_command("_checkbw", 3, amf0::Value::make_null(), {})),
+            read_golden("command/checkbw.bin"));
+}
