@@ -1,5 +1,6 @@
 #include "grtmp/session.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <mutex>
 
@@ -641,7 +642,9 @@ void ServerSession::note_if_caught_up(int64_t now_us) {
     return;
   }
   if (!out_.empty() || !player_->queue.empty()) return;
-  if ((now_us - clean_since_us_) / 1000 < kCaughtUpCleanMs) return;
+  // A lag limit below the clean period would close every player.
+  int64_t clean_ms = std::min<int64_t>(kCaughtUpCleanMs, config_.player_max_lag_ms / 2);
+  if ((now_us - clean_since_us_) / 1000 < clean_ms) return;
   caught_up_us_ = now_us;
 }
 

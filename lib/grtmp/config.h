@@ -62,7 +62,8 @@ struct ServerConfig {
   uint64_t player_queue_max_bytes = 8u << 20;
   // A player that has not caught up with live for this long is closed
   // ("player lagging N ms behind live"). Caught up means its queue and its
-  // unsent output were both empty and nothing was dropped for the last 2 s:
+  // unsent output were both empty and nothing was dropped for the last 2 s
+  // (or half this limit if shorter):
   // a player that keeps overflowing (say, reading at half speed) drains
   // right after each drop to the next keyframe but never catches up, so it
   // is closed too. 0 disables the check.

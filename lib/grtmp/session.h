@@ -121,8 +121,9 @@ class ServerSession {
   void stop_playing(const char* reason);
   // Player: notes `now_us` as the last time it was caught up with live:
   // nothing waits for it (queue and output empty) and nothing was dropped
-  // for kCaughtUpCleanMs (longer than a frame interval, so the video
-  // skipped while the queue waits for a keyframe is seen).
+  // for kCaughtUpCleanMs, or half of player_max_lag_ms when that is shorter
+  // (longer than a frame interval, so the video skipped while the queue
+  // waits for a keyframe is seen).
   void note_if_caught_up(int64_t now_us);
   static constexpr int64_t kCaughtUpCleanMs = 2000;
   void log(log::Level level, std::string_view msg, std::initializer_list<log::Field> extra = {}) const;

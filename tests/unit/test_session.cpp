@@ -554,6 +554,17 @@ TEST_F(PlayerLag, PlayerThatKeepsUpIsNotClosed) {
   EXPECT_EQ(player->session.dropped_messages(), 0u);
 }
 
+// A limit below the 2 s clean period: the period shrinks to half of it.
+TEST_F(PlayerLag, ShortLagLimitStillLetsAPlayerThatKeepsUpStay) {
+  start(1000, 8u << 20);
+  for (int i = 1; i <= 50; i++) {
+    publish_step(i);
+    drain_at(*player, at(i));
+    GError* err = nullptr;
+    ASSERT_TRUE(player->session.check_timers(at(i), &err)) << "step " << i << ": " << err->message;
+  }
+}
+
 TEST_F(PlayerLag, LagCheckOffNeverCloses) {
   start(0, 8u << 20);
   publish_step(1);
