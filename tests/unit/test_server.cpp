@@ -1,0 +1,216 @@
+// grtmp::Server on loopback with port 0, attached to a GMainContext the
+// test owns and iterates (config.main_context): nothing happens unless the
+// caller iterates, and every callback runs on the caller's thread. Peers
+// are the library's blocking Client on helper threads.
+#include "grtmp/server.h"
+
+#include <gio/gio.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "grtmp/client.h"
+#include "grtmp/error.h"
+#include "grtmp/url.h"
+
+using namespace grtmp;
+
+namespace {
+
+struct Err {
+  GError* e = nullptr;
+  ~Err() { g_clear_error(&e); }
+  GError** out() {
+    g_clear_error(&e);
+    return &e;
+  }
+  std::string msg() const { return e ? e->message : "(no error)"; }
+};
+
+Url make_url(uint16_t port, const std::string& stream) {
+  Url u;
+  std::string text = "rtmp://127.0.0.1:" + std::to_string(port) + "/live/" + stream;
+  EXPECT_TRUE(parse_url(text, u, nullptr)) << text;
+  return u;
+}
+
+Message video(uint32_t ts, bool key, bool seq = false) {
+  std::vector<uint8_t> p(200, 0xab);
+  p[0] = key || seq ? 0x17 : 0x27;
+  p[1] = seq ? 0 : 1;
+  p[2] = p[3] = p[4] = 0;
+  Message m;
+  m.type = kMsgVideo;
+  m.timestamp = ts;
+  m.payload = Bytes::copy(p);
+  return m;
+}
+
+// A server on its own GMainContext, iterated only by the test thread.
+class ServerOnContext : public ::testing::Test {
+ protected:
+  void SetUp() override { ctx = g_main_context_new(); }
+  void TearDown() override {
+    if (server) server->stop();
+    server.reset();
+    // Sources the server attached are gone: nothing left to dispatch.
+    while (g_main_context_iteration(ctx, FALSE)) {
+    }
+    g_main_context_unref(ctx);
+  }
+  void start(ServerConfig cfg) {
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    cfg.main_context = ctx;
+    server = std::make_unique<Server>(cfg);
+    Err err;
+    ASSERT_TRUE(server->start(err.out())) << err.msg();
+    ASSERT_NE(server->port(), 0);
+  }
+  // Iterates the context until `done()` or `timeout_ms` passed.
+  template <typename Pred>
+  bool iterate_until(Pred done, int timeout_ms = 10000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      if (!g_main_context_iteration(ctx, FALSE)) g_usleep(1000);
+    }
+    return true;
+  }
+  template <typename T>
+  static bool ready(const std::future<T>& f) {
+    return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }
+
+  GMainContext* ctx = nullptr;
+  std::unique_ptr<Server> server;
+};
+
+// Records the thread each registry callback ran on.
+struct ThreadRecorder : Registry::Observer {
+  std::thread::id on_publish_thread;
+  int publishes = 0;
+  void on_publish(const std::shared_ptr<Stream>&) override {
+    on_publish_thread = std::this_thread::get_id();
+    publishes++;
+  }
+};
+
+}  // namespace
+
+TEST_F(ServerOnContext, ServesPublishAndPlayOnlyWhileTheCallerIterates) {
+  start(ServerConfig{});
+  ThreadRecorder recorder;
+  server->registry().add_observer(&recorder);
+  const uint16_t port = server->port();
+
+  Client publisher;
+  auto published = std::async(std::launch::async, [&] {
+    Err err;
+    bool ok = publisher.connect(make_url(port, "ctx"), nullptr, err.out()) && publisher.publish(nullptr, err.out()) &&
+              publisher.send(video(0, false, true), nullptr, err.out()) &&
+              publisher.send(video(0, true), nullptr, err.out()) && publisher.send(video(40, false), nullptr, err.out());
+    return ok ? std::string() : err.msg();
+  });
+  // No thread of the server's own: without iterations the connection is
+  // not even accepted, and the client waits for the handshake.
+  g_usleep(500 * 1000);
+  EXPECT_FALSE(ready(published)) << "the client got through without the context being iterated";
+  EXPECT_EQ(server->stats().connections_total, 0u);
+
+  ASSERT_TRUE(iterate_until([&] { return ready(published); }));
+  EXPECT_EQ(published.get(), "");
+  ASSERT_TRUE(iterate_until([&] {
+    auto stream = server->registry().find("live/ctx");
+    return recorder.publishes > 0 && stream && stream->info().messages_in >= 3;
+  }));
+  EXPECT_EQ(recorder.on_publish_thread, std::this_thread::get_id()) << "registry callbacks run on the caller's thread";
+  EXPECT_EQ(server->stats().connections_total, 1u);
+
+  // A late player gets the cached sequence header and keyframe.
+  Client player;
+  auto played = std::async(std::launch::async, [&] {
+    Err err;
+    if (!player.connect(make_url(port, "ctx"), nullptr, err.out()) || !player.play(nullptr, err.out()))
+      return std::string("play failed: ") + err.msg();
+    for (int i = 0; i < 50; i++) {
+      Message m;
+      if (!player.receive(m, nullptr, err.out())) return std::string("receive failed: ") + err.msg();
+      if (m.type == kMsgVideo && m.payload.size() > 1 && m.payload.data()[0] == 0x17 && m.payload.data()[1] == 1)
+        return std::string();
+    }
+    return std::string("no keyframe in 50 messages");
+  });
+  ASSERT_TRUE(iterate_until([&] { return ready(played); }));
+  EXPECT_EQ(played.get(), "");
+  auto stats = server->stats();
+  EXPECT_EQ(stats.publishers, 1u);
+  EXPECT_EQ(stats.players, 1u);
+  EXPECT_EQ(stats.connections_current, 2u);
+
+  publisher.close();
+  player.close();
+  EXPECT_TRUE(iterate_until([&] { return server->stats().connections_current == 0; }));
+  EXPECT_EQ(server->registry().find("live/ctx"), nullptr);
+  server->registry().remove_observer(&recorder);
+}
+
+TEST_F(ServerOnContext, PublisherThatSendsNoMediaIsClosedAfterThePublisherTimeout) {
+  ServerConfig cfg;
+  cfg.publisher_timeout_ms = 500;
+  start(cfg);
+  const uint16_t port = server->port();
+  Client publisher;
+  auto published = std::async(std::launch::async, [&] {
+    Err err;
+    bool ok = publisher.connect(make_url(port, "quiet"), nullptr, err.out()) && publisher.publish(nullptr, err.out());
+    return ok ? std::string() : err.msg();
+  });
+  ASSERT_TRUE(iterate_until([&] { return ready(published); }));
+  ASSERT_EQ(published.get(), "");
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(iterate_until([&] { return server->stats().publishers == 1; }));
+  // Checked on the once-a-second timer: closed within a few seconds.
+  ASSERT_TRUE(iterate_until([&] { return server->stats().connections_current == 0; }, 5000))
+      << "a publisher that sends no media was kept";
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(500));
+  EXPECT_EQ(server->stats().publishers, 0u);
+  EXPECT_EQ(server->registry().find("live/quiet"), nullptr) << "the key is free again";
+  // The client sees the connection end.
+  auto received = std::async(std::launch::async, [&] {
+    Message m;
+    Err err;
+    while (publisher.receive(m, nullptr, err.out())) {
+    }
+    return true;
+  });
+  EXPECT_TRUE(iterate_until([&] { return ready(received); }, 5000));
+}
+
+TEST_F(ServerOnContext, PublisherThatKeepsSendingMediaStays) {
+  ServerConfig cfg;
+  cfg.publisher_timeout_ms = 500;
+  start(cfg);
+  const uint16_t port = server->port();
+  Client publisher;
+  auto published = std::async(std::launch::async, [&] {
+    Err err;
+    if (!publisher.connect(make_url(port, "busy"), nullptr, err.out()) || !publisher.publish(nullptr, err.out()))
+      return err.msg();
+    // 2.5 s of a frame every 100 ms.
+    for (uint32_t ts = 0; ts < 2500; ts += 100) {
+      if (!publisher.send(video(ts, ts % 1000 == 0), nullptr, err.out())) return err.msg();
+      g_usleep(100 * 1000);
+    }
+    return std::string();
+  });
+  ASSERT_TRUE(iterate_until([&] { return ready(published); }));
+  EXPECT_EQ(published.get(), "");
+  EXPECT_EQ(server->stats().publishers, 1u);
+  EXPECT_EQ(server->stats().connections_current, 1u);
+  publisher.close();
+}
