@@ -8,13 +8,17 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <atomic>
 #include <future>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "grtmp/client.h"
 #include "grtmp/error.h"
+#include "grtmp/log.h"
 #include "grtmp/url.h"
 
 using namespace grtmp;
@@ -38,8 +42,8 @@ Url make_url(uint16_t port, const std::string& stream) {
   return u;
 }
 
-Message video(uint32_t ts, bool key, bool seq = false) {
-  std::vector<uint8_t> p(200, 0xab);
+Message video(uint32_t ts, bool key, bool seq = false, size_t size = 200) {
+  std::vector<uint8_t> p(size, 0xab);
   p[0] = key || seq ? 0x17 : 0x27;
   p[1] = seq ? 0 : 1;
   p[2] = p[3] = p[4] = 0;
@@ -213,4 +217,79 @@ TEST_F(ServerOnContext, PublisherThatKeepsSendingMediaStays) {
   EXPECT_EQ(server->stats().publishers, 1u);
   EXPECT_EQ(server->stats().connections_current, 1u);
   publisher.close();
+}
+
+namespace {
+
+// Keeps the reasons of "connection closed" log records.
+struct CloseReasons {
+  std::mutex mu;
+  std::vector<std::string> reasons;
+  static void sink(log::Level, std::string_view msg, const log::Field* f, size_t n, void* self) {
+    if (msg != "connection closed") return;
+    auto* me = static_cast<CloseReasons*>(self);
+    std::lock_guard lock(me->mu);
+    for (size_t i = 0; i < n; i++)
+      if (std::string_view(f[i].key) == "reason") me->reasons.push_back(f[i].value);
+  }
+};
+
+}  // namespace
+
+// A player that stops reading while the publisher sends faster than the
+// socket buffers absorb: the stall timeout is off, so only the lag limit
+// can close it; it is closed, logged with the reason and counted, and the
+// publisher is not disturbed.
+TEST_F(ServerOnContext, PlayerThatFallsBehindLiveIsClosedPastTheLagLimit) {
+  ServerConfig cfg;
+  cfg.player_max_lag_ms = 1000;
+  cfg.player_stall_timeout_ms = 0;
+  cfg.player_queue_max_bytes = 1u << 20;
+  cfg.output_batch_ms = 0;
+  start(cfg);
+  CloseReasons closes;
+  log::set_sink(&CloseReasons::sink, &closes);
+  const uint16_t port = server->port();
+
+  Client publisher, player;
+  auto ready_to_play = std::async(std::launch::async, [&] {
+    Err err;
+    bool ok = publisher.connect(make_url(port, "lag"), nullptr, err.out()) && publisher.publish(nullptr, err.out()) &&
+              player.connect(make_url(port, "lag"), nullptr, err.out()) && player.play(nullptr, err.out());
+    return ok ? std::string() : err.msg();
+  });
+  ASSERT_TRUE(iterate_until([&] { return ready(ready_to_play); }));
+  ASSERT_EQ(ready_to_play.get(), "");
+  ASSERT_TRUE(iterate_until([&] { return server->stats().players == 1; }));
+
+  // 100 KB frames every 10 ms (80 Mbit/s) until the player is gone; the
+  // player never reads.
+  std::atomic<bool> stop{false};
+  auto sent = std::async(std::launch::async, [&] {
+    Err err;
+    for (uint32_t i = 0; !stop && i < 3000; i++) {
+      if (!publisher.send(video(i * 10, i % 25 == 0, false, 100 * 1024), nullptr, err.out())) return err.msg();
+      g_usleep(10 * 1000);
+    }
+    return std::string();
+  });
+  bool closed = iterate_until([&] { return server->stats().slow_players_closed > 0; }, 30000);
+  stop = true;
+  ASSERT_TRUE(iterate_until([&] { return ready(sent); }));
+  log::set_sink(nullptr, nullptr);
+  ASSERT_TRUE(closed) << "the lagging player was not closed";
+  EXPECT_EQ(sent.get(), "") << "the publisher was disturbed";
+  auto stats = server->stats();
+  EXPECT_EQ(stats.players, 0u);
+  EXPECT_EQ(stats.publishers, 1u);
+  EXPECT_EQ(stats.slow_players_closed, 1u);
+  EXPECT_GT(stats.dropped_messages, 0u);
+  bool lag_reason = false;
+  {
+    std::lock_guard lock(closes.mu);
+    for (auto& r : closes.reasons) lag_reason |= r.find("behind live") != std::string::npos;
+  }
+  EXPECT_TRUE(lag_reason) << "no connection closed with a lag reason";
+  publisher.close();
+  player.close();
 }
