@@ -613,6 +613,24 @@ Server::~Server() { stop(); }
 static std::mutex g_servers_mutex;
 static std::map<std::string, std::weak_ptr<Server>> g_servers;
 
+std::string ServerConfig::address_key() const {
+  std::string h = host;
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h.empty()) h = "0.0.0.0";  // what listen() binds for an empty host
+  if (GInetAddress* a = g_inet_address_new_from_string(h.c_str())) {
+    char* text = g_inet_address_to_string(a);
+    bool v6 = g_inet_address_get_family(a) == G_SOCKET_FAMILY_IPV6;
+    h = v6 ? std::string("[") + text + "]" : std::string(text);
+    g_free(text);
+    g_object_unref(a);
+  } else {
+    char* lower = g_ascii_strdown(h.c_str(), -1);  // DNS names are case-insensitive
+    h = lower;
+    g_free(lower);
+  }
+  return h + ":" + std::to_string(port);
+}
+
 std::shared_ptr<Server> Server::acquire(const ServerConfig& config, GError** error) {
   std::lock_guard lock(g_servers_mutex);
   if (config.port != 0) {

@@ -93,8 +93,11 @@ struct ServerConfig {
   uint32_t max_streams = 0;              // live published streams
   uint32_t max_players_per_stream = 0;
 
-  // Stable identity of a listening address (for sharing servers in-process).
-  std::string address_key() const { return host + ":" + std::to_string(port); }
+  // Stable identity of a listening address (for sharing servers in-process):
+  // IP literals in canonical form ("[0:0::1]" and "::1" are "[::1]"), an
+  // empty host as "0.0.0.0", host names lowercased. Names are not resolved:
+  // "localhost" and "127.0.0.1" are still two keys.
+  std::string address_key() const;
 };
 
 }  // namespace grtmp

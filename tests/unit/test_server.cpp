@@ -293,3 +293,42 @@ TEST_F(ServerOnContext, PlayerThatFallsBehindLiveIsClosedPastTheLagLimit) {
   publisher.close();
   player.close();
 }
+
+// Servers are shared by address_key(): spellings of one address agree.
+TEST(ServerConfig, AddressKeyIsCanonical) {
+  auto key = [](const char* host, uint16_t port = 1935) {
+    ServerConfig c;
+    c.host = host;
+    c.port = port;
+    return c.address_key();
+  };
+  EXPECT_EQ(key("127.0.0.1"), "127.0.0.1:1935");
+  EXPECT_EQ(key("::1"), "[::1]:1935");
+  EXPECT_EQ(key("[::1]"), "[::1]:1935");
+  EXPECT_EQ(key("0:0:0:0:0:0:0:1"), "[::1]:1935");
+  EXPECT_EQ(key(""), key("0.0.0.0"));
+  EXPECT_EQ(key("LocalHost"), "localhost:1935");
+  EXPECT_NE(key("127.0.0.1"), key("127.0.0.1", 1936));
+}
+
+// acquire() returns the running server for the same address however it is
+// spelled, and a new one for another port.
+TEST(ServerAcquire, SameAddressSharesOneServer) {
+  ServerConfig first;
+  first.host = "127.0.0.1";
+  first.port = 0;
+  Err err;
+  auto a = Server::acquire(first, err.out());
+  ASSERT_TRUE(a) << err.msg();
+  ServerConfig again;
+  again.host = "127.0.0.1";
+  again.port = a->port();
+  auto b = Server::acquire(again, err.out());
+  ASSERT_TRUE(b) << err.msg();
+  EXPECT_EQ(a.get(), b.get());
+  auto c = Server::acquire(first, err.out());  // port 0: always a new one
+  ASSERT_TRUE(c) << err.msg();
+  EXPECT_NE(a.get(), c.get());
+  a->stop();
+  c->stop();
+}
