@@ -9,6 +9,7 @@
 #include "grtmp/url.h"
 #include "guard.h"
 #include "json_log.h"
+#include "recmeta.h"
 
 namespace grtmp::launcher {
 
@@ -114,6 +115,7 @@ struct Router::Branch {
   std::string stream_key;
   std::string target;  // file path or destination URL
   std::shared_ptr<Relay> relay;
+  std::shared_ptr<RecordingMeta> meta;  // Record: onMetaData first, finalized on close
   GstElement* queue = nullptr;
   GstElement* guard = nullptr;
   GstElement* sink = nullptr;
@@ -397,6 +399,16 @@ bool Router::start_branch(const std::shared_ptr<Stream>& s, const std::shared_pt
   if (!gst_element_link_many(b->queue, b->guard, b->sink, nullptr)) {
     jlog::error("could not link branch", {jlog::str("stream_key", s->key), jlog::str("target", b->target)});
   }
+  if (record) {
+    b->meta = std::make_shared<RecordingMeta>();
+    GstPad* guardsink = gst_element_get_static_pad(b->guard, "sink");
+    gst_pad_add_probe(guardsink,
+                      GstPadProbeType(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST |
+                                      GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+                      metadata_probe, new std::shared_ptr<RecordingMeta>(b->meta),
+                      [](gpointer d) { delete static_cast<std::shared_ptr<RecordingMeta>*>(d); });
+    gst_object_unref(guardsink);
+  }
   GstPad* sinkpad = gst_element_get_static_pad(b->sink, "sink");
   gst_pad_add_probe(sinkpad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, eos_probe, new std::shared_ptr<Branch>(b),
                     [](gpointer d) { delete static_cast<std::shared_ptr<Branch>*>(d); });
@@ -470,6 +482,30 @@ GstPadProbeReturn Router::eos_probe(GstPad*, GstPadProbeInfo* info, gpointer use
     // Let the EOS through (the sink flushes); remove the branch from the
     // main loop: its state change waits for this thread to be done.
     run_on_main([b] { b->router->teardown(b, "eos"); });
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+// The recording's streaming thread: caps give the codec info, buffers go
+// through RecordingMeta (an onMetaData in front when the stream has none).
+GstPadProbeReturn Router::metadata_probe(GstPad*, GstPadProbeInfo* info, gpointer user_data) {
+  auto& meta = *static_cast<std::shared_ptr<RecordingMeta>*>(user_data);
+  if (info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
+    GstEvent* ev = GST_PAD_PROBE_INFO_EVENT(info);
+    if (ev && GST_EVENT_TYPE(ev) == GST_EVENT_CAPS) {
+      GstCaps* caps = nullptr;
+      gst_event_parse_caps(ev, &caps);
+      meta->set_caps(caps);
+    }
+  } else if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    GST_PAD_PROBE_INFO_DATA(info) = meta->process(GST_PAD_PROBE_INFO_BUFFER(info));
+  } else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+    GstBufferList* in = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
+    GstBufferList* out = gst_buffer_list_new_sized(gst_buffer_list_length(in));
+    for (guint i = 0; i < gst_buffer_list_length(in); i++)
+      gst_buffer_list_add(out, meta->process(gst_buffer_ref(gst_buffer_list_get(in, i))));
+    gst_buffer_list_unref(in);
+    GST_PAD_PROBE_INFO_DATA(info) = out;
   }
   return GST_PAD_PROBE_OK;
 }
@@ -616,11 +652,17 @@ void Router::finish(const std::shared_ptr<Branch>& b) {
     GStatBuf sb;
     int64_t size = g_stat(b->target.c_str(), &sb) == 0 ? int64_t(sb.st_size) : -1;
     double media_s = wall_s;
-    if (GST_CLOCK_TIME_IS_VALID(st.first_ts) && GST_CLOCK_TIME_IS_VALID(st.last_ts) && st.last_ts >= st.first_ts)
+    if (b->meta && b->meta->media_seconds() > 0)
+      media_s = b->meta->media_seconds();
+    else if (GST_CLOCK_TIME_IS_VALID(st.first_ts) && GST_CLOCK_TIME_IS_VALID(st.last_ts) && st.last_ts >= st.first_ts)
       media_s = double(st.last_ts - st.first_ts) / GST_SECOND;
+    // filesink has closed the file: duration and filesize go into onMetaData in place.
+    bool patched = size > 0 && b->meta && b->meta->finalize(b->target, media_s, uint64_t(size));
     jlog::info("recorder closed", {jlog::str("stream_key", b->stream_key), jlog::str("file", b->target),
                                    jlog::num("size", size), jlog::dbl("duration", media_s, 3),
-                                   jlog::unum("tags", st.buffers), jlog::str("reason", b->reason)});
+                                   jlog::unum("tags", st.buffers), jlog::str("reason", b->reason),
+                                   jlog::boolean("metadata_synthesized", b->meta && b->meta->synthesized()),
+                                   jlog::boolean("metadata_finalized", patched)});
   } else if (auto r = b->relay) {
     bool retry = false;
     {

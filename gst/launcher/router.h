@@ -102,6 +102,7 @@ class Router {
   std::string unique_record_path(const std::string& app, const std::string& name);
 
   static GstPadProbeReturn eos_probe(GstPad* pad, GstPadProbeInfo* info, gpointer user_data);
+  static GstPadProbeReturn metadata_probe(GstPad* pad, GstPadProbeInfo* info, gpointer user_data);
   static GstPadProbeReturn idle_unlink_probe(GstPad* pad, GstPadProbeInfo* info, gpointer user_data);
   static bool on_guard_accepted(void* user_data);
   static void on_guard_failed(void* user_data, GstFlowReturn ret);
