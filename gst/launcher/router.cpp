@@ -269,9 +269,26 @@ void Router::on_pad_added(GstPad* pad) {
   std::vector<std::shared_ptr<Branch>> plan;
   if (options_.record_all) plan.push_back(make_record_branch(s));
   for (auto& base : options_.relay_to) {
+    // One stream per destination URL: the first stream that maps to it while
+    // it is free (an explicit-name URL, or two apps with the same stream name).
+    std::string dest = relay_destination(base, s->name), holder;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = relay_claims_.find(dest);
+      auto h = it == relay_claims_.end() ? nullptr : it->second.lock();
+      if (h && !h->gone)
+        holder = h->key;
+      else
+        relay_claims_[dest] = s;
+    }
+    if (!holder.empty()) {
+      jlog::warn("relay skipped", {jlog::str("stream_key", key), jlog::str("url", dest),
+                                   jlog::str("reason", "destination in use by " + holder)});
+      continue;
+    }
     auto r = std::make_shared<Relay>();
     r->base = base;
-    r->url = relay_destination(base, s->name);
+    r->url = dest;
     r->stream_key = key;
     r->stream = s;
     {
@@ -315,6 +332,10 @@ void Router::on_pad_removed(GstPad* pad) {
     streams_.erase(it);
     s->gone = true;
     ending_.push_back(s);
+    for (auto c = relay_claims_.begin(); c != relay_claims_.end();) {
+      auto h = c->second.lock();
+      c = (!h || h == s) ? relay_claims_.erase(c) : std::next(c);
+    }
   }
   run_on_main([this, s] { stream_gone(s); });
 }

@@ -74,7 +74,9 @@ class Router {
   void stop();
 
   // Destination for one stream: base URL + "/" + stream name unless the URL
-  // already names a stream (rtmp://host/app/name[?query]).
+  // already names a stream (rtmp://host/app/name[?query]). A destination
+  // carries one stream at a time: the first live stream that maps to it
+  // (others are logged "relay skipped").
   static std::string relay_destination(const std::string& base, const std::string& stream_name);
   // {dir}/{app}_{stream}_{YYYYMMDD}_{HHMMSS}.flv (unsafe characters -> '_').
   static std::string recording_basename(const std::string& app, const std::string& name, GDateTime* when);
@@ -116,6 +118,7 @@ class Router {
   std::map<GstPad*, std::shared_ptr<Stream>> streams_;  // by source pad (live ones)
   std::vector<std::shared_ptr<Stream>> ending_;          // pad gone, branches still closing
   std::vector<std::string> reserved_paths_;              // recording files in use
+  std::map<std::string, std::weak_ptr<Stream>> relay_claims_;  // destination URL -> stream relayed there
   uint32_t branch_counter_ = 0;
 
   bool shutting_down_ = false;
