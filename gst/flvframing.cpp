@@ -69,11 +69,11 @@ bool is_on_metadata(const Bytes& payload) {
   return d[0] == 0x02 && load_u24(d) == ((0x02u << 16) | n) && memcmp(d + 3, kName, n) == 0;
 }
 
-namespace {
-
 bool same_bytes(const Bytes& a, const Bytes& b) {
   return a.size() == b.size() && (a.size() == 0 || memcmp(a.data(), b.data(), a.size()) == 0);
 }
+
+namespace {
 
 // Whether frames of this codec cannot be decoded without a sequence header.
 bool video_needs_header(const Bytes& payload) {
@@ -148,6 +148,12 @@ bool FlvPacketizer::complete() const {
 }
 
 void FlvPacketizer::rebuild_caps(Output& out, bool initial) {
+  if (!initial) {
+    // A track that starts after the pad was created (say, audio joining
+    // video): the FLV header flags of the new streamheader include it.
+    flags_video_ = flags_video_ || video_header_ || saw_video_;
+    flags_audio_ = flags_audio_ || audio_header_ || saw_audio_;
+  }
   std::vector<GstBuffer*> headers;
   headers.push_back(file_header_buffer(flags_audio_, flags_video_));
   const uint32_t ts = uint32_t(anchor_out_);
@@ -313,6 +319,8 @@ void FlvPacketizer::push(const Message& m, uint8_t flags, Output& out) {
       saw_audio_ = audio_frame_ = true;
     }
     if (ready_) {
+      // A new track without a sequence header (MP3, say): new FLV header flags.
+      if (video ? !flags_video_ : !flags_audio_) rebuild_caps(out, false);
       emit_frame(m, flags, out);
       return;
     }

@@ -188,5 +188,7 @@ class FlvDepacketizer {
 
 // "onMetaData" script payload? (AMF0 string marker + name).
 bool is_on_metadata(const Bytes& payload);
+// Byte-equal payloads.
+bool same_bytes(const Bytes& a, const Bytes& b);
 
 }  // namespace grtmp::gst

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -378,6 +379,31 @@ bool has_any_handler(GstElement* element, guint signal_id) {
 
 std::string where(const std::string& host, unsigned port) { return host + ":" + std::to_string(port); }
 
+// The server policies the elements expose as properties that this element
+// asked for (set away from the default) and the shared running server
+// does not have: "idle-timeout=5000 (running: 60000)", comma separated.
+std::string differing_policies(const ServerConfig& wanted, const ServerConfig& running) {
+  const ServerConfig defaults;
+  std::string out;
+  auto check = [&](const char* name, auto ServerConfig::*field) {
+    if (wanted.*field == defaults.*field || wanted.*field == running.*field) return;
+    if (!out.empty()) out += ", ";
+    auto text = [](auto v) {
+      if constexpr (std::is_same_v<decltype(v), bool>) return std::string(v ? "true" : "false");
+      else return std::to_string(v);
+    };
+    out += std::string(name) + "=" + text(wanted.*field) + " (running: " + text(running.*field) + ")";
+  };
+  check("chunk-size", &ServerConfig::chunk_size);
+  check("gop-cache", &ServerConfig::gop_cache);
+  check("handshake-timeout", &ServerConfig::handshake_timeout_ms);
+  check("idle-timeout", &ServerConfig::idle_timeout_ms);
+  check("publisher-timeout", &ServerConfig::publisher_timeout_ms);
+  check("max-connections", &ServerConfig::max_connections);
+  check("max-message-size", &ServerConfig::max_message_size);
+  return out;
+}
+
 }  // namespace
 
 std::shared_ptr<Server> acquire_server(GstElement* element, const ServerRequest& request) {
@@ -457,6 +483,17 @@ std::shared_ptr<Server> acquire_server(GstElement* element, const ServerRequest&
                            addr.c_str(), server->tls_port(), running.tls_cert_file.c_str()),
                           (nullptr));
     }
+  }
+  // Policies: the element's properties cannot change a running server.
+  const std::string differing = differing_policies(config, running);
+  if (!differing.empty()) {
+    GST_WARNING_OBJECT(element, "shared server on %s keeps its settings; ignored: %s", addr.c_str(),
+                       differing.c_str());
+    GST_ELEMENT_WARNING(element, RESOURCE, SETTINGS,
+                        ("The RTMP server on %s is shared and already running with other settings; this element's "
+                         "settings are ignored: %s",
+                         addr.c_str(), differing.c_str()),
+                        ("give the same settings to every element sharing this address and port"));
   }
   if (request.authorize_signal) {
     if (auto other = std::dynamic_pointer_cast<ElementAuthorizer>(running.authorizer)) {

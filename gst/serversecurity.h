@@ -55,6 +55,8 @@ struct ServerRequest {
 // application) its configuration stays; then:
 //  - tls=true on a server without RTMPS is an error (never plain instead),
 //  - other TLS settings than the running server's are a warning,
+//  - so are policies (chunk-size, gop-cache, timeouts, limits) this element
+//    set away from their defaults that the running server does not have,
 //  - the element joins the running server's hub if it has one; if it does
 //    not (the application's or launcher's own authorizer, or none), connected
 //    "authorize" handlers are an error (they would never be asked).

@@ -435,6 +435,160 @@ TEST_F(ServerSrcTest, MissingSequenceHeaderIsOnlyAWarning) {
   EXPECT_EQ(bus_error(p.pipe), "") << "no error";
 }
 
+TEST_F(ServerSrcTest, StreamKeyFilterGivesOtherStreamsNoPad) {
+  SrcPipeline p("live/mine");
+  uint16_t port = p.start();
+  ASSERT_NE(port, 0);
+  auto other = publisher(port, "live/other");
+  auto mine = publisher(port, "live/mine");
+  ASSERT_TRUE(other && mine);
+  auto msgs = media().messages();
+  ASSERT_TRUE(send_all(*other, msgs));
+  ASSERT_TRUE(send_all(*mine, msgs));
+  ASSERT_TRUE(wait_for([&] { return p.pads_added.load() >= 1; }));
+  // The other stream is complete (headers and 2 s of frames): had it a pad,
+  // it would be there by now.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(p.pads_added.load(), 1);
+  {
+    std::lock_guard l(p.mu);
+    EXPECT_EQ(p.keys, std::vector<std::string>{"live/mine"});
+  }
+  other->close();
+  mine->close();
+  Collected c;
+  collect(p.sink, c);
+  EXPECT_TRUE(c.eos);
+  check_flv_output(media(), c, from_start(media()));
+  EXPECT_EQ(bus_error(p.pipe), "");
+}
+
+TEST_F(ServerSrcTest, MisbehavingPublisherNextToAGoodStreamIsOnlyAWarning) {
+  SrcPipeline p("");
+  g_object_set(p.src, "max-message-size", guint(256 * 1024), nullptr);
+  uint16_t port = p.start();
+  ASSERT_NE(port, 0);
+  auto good = publisher(port, "live/good");
+  ASSERT_TRUE(good);
+  auto msgs = media().messages();
+  const size_t split = msgs.size() / 2;
+  ASSERT_TRUE(send_all(*good, std::vector<grtmp::Message>(msgs.begin(), msgs.begin() + split)));
+  ASSERT_TRUE(wait_for([&] { return p.pads_added.load() == 1; })) << "the good stream's pad (linked)";
+
+  // Bad 1: an onMetaData that does not parse, then AVC frames without a
+  // sequence header and a video message too short to be a frame.
+  auto bad = publisher(port, "live/bad");
+  ASSERT_TRUE(bad);
+  std::vector<grtmp::Message> junk;
+  grtmp::Message meta;
+  meta.type = grtmp::kMsgDataAmf0;
+  const uint8_t broken_meta[] = {0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a', 0x08, 0xff};
+  meta.payload = grtmp::Bytes::copy(broken_meta, sizeof broken_meta);
+  junk.push_back(meta);
+  uint32_t ts = 0;
+  for (auto& m : msgs) {
+    Tag t{m.type, m.timestamp, m.payload};
+    if (!is_video_frame(t)) continue;
+    grtmp::Message f = m;
+    f.timestamp = ts += 40;
+    junk.push_back(f);
+    if (junk.size() == 5) {
+      grtmp::Message tiny;
+      tiny.type = grtmp::kMsgVideo;
+      tiny.timestamp = ts;
+      const uint8_t one = 0x17;
+      tiny.payload = grtmp::Bytes::copy(&one, 1);
+      junk.push_back(tiny);
+    }
+    if (junk.size() >= 12) break;
+  }
+  ASSERT_TRUE(send_all(*bad, junk));
+  // Bad 2: a message larger than max-message-size (the server drops it).
+  auto huge = publisher(port, "live/huge");
+  ASSERT_TRUE(huge);
+  grtmp::Message big;
+  big.type = grtmp::kMsgVideo;
+  std::vector<uint8_t> payload(1024 * 1024, 0);
+  payload[0] = 0x17;
+  payload[1] = 0x01;
+  big.payload = grtmp::Bytes::copy(payload);
+  GError* err = nullptr;
+  huge->send(big, nullptr, &err);  // may fail once the server closes
+  g_clear_error(&err);
+
+  std::string warning = bus_error(p.pipe, 5 * GST_SECOND, /*warnings=*/true);
+  EXPECT_NE(warning.find("live/bad"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("Stream"), std::string::npos) << "a warning, not an error: " << warning;
+
+  // The good stream goes on to the end, every tag intact.
+  ASSERT_TRUE(send_all(*good, std::vector<grtmp::Message>(msgs.begin() + split, msgs.end())));
+  good->close();
+  Collected c;
+  collect(p.sink, c);
+  EXPECT_TRUE(c.eos);
+  check_flv_output(media(), c, from_start(media()));
+  {
+    std::lock_guard l(p.mu);
+    ASSERT_FALSE(p.keys.empty());
+    EXPECT_EQ(p.keys[0], "live/good");
+  }
+  bad->close();
+  huge->close();
+  EXPECT_EQ(bus_error(p.pipe, 500 * GST_MSECOND), "") << "no pipeline error";
+}
+
+TEST_F(ServerSrcTest, AudioStartingAfterVideoUpdatesTheFlvHeaderFlags) {
+  SrcPipeline p("live/late-audio");
+  uint16_t port = p.start();
+  auto client = publisher(port, "live/late-audio");
+  ASSERT_TRUE(client);
+  // Video only for the first second, then the audio track begins.
+  const uint32_t split_ts = 1000;
+  std::vector<grtmp::Message> first, second;
+  for (auto& m : media().messages()) {
+    Tag t{m.type, m.timestamp, m.payload};
+    if (t.type == 18) continue;
+    if (is_audio_header(t)) {
+      grtmp::Message h = m;
+      h.timestamp = split_ts;
+      second.insert(second.begin(), h);
+    } else if (m.timestamp < split_ts) {
+      if (t.type == 9) first.push_back(m);
+    } else {
+      second.push_back(m);
+    }
+  }
+  ASSERT_TRUE(send_all(*client, first));
+  ASSERT_TRUE(wait_for([&] { return p.pads_added.load() == 1; })) << "pad for the video-only stream";
+  ASSERT_TRUE(send_all(*client, second));
+  client->close();
+  Collected c;
+  collect(p.sink, c);
+  EXPECT_TRUE(c.eos);
+  ASSERT_NE(c.caps, nullptr);
+  ASSERT_NE(c.last_caps, nullptr);
+  auto sh = streamheader(c.caps);
+  ASSERT_EQ(sh.size(), 2u) << "FLV header and the video sequence header";
+  EXPECT_EQ(buffer_bytes(sh[0])[4], 0x01) << "video only at first";
+  auto lsh = streamheader(c.last_caps);
+  ASSERT_EQ(lsh.size(), 3u) << "FLV header, video and audio sequence headers";
+  EXPECT_EQ(buffer_bytes(lsh[0])[4], 0x05) << "audio and video once audio started";
+  Tag ah;
+  ASSERT_TRUE(parse_tag_buffer(lsh[2], ah));
+  EXPECT_EQ(bytes_str(ah.payload), bytes_str(media().audio_header()->payload));
+  // In-band: the audio sequence header before the first audio frame.
+  bool saw_header = false, audio_before_header = false;
+  for (auto* b : c.buffers) {
+    Tag t;
+    if (!parse_tag_buffer(b, t)) continue;
+    if (is_audio_header(t)) saw_header = true;
+    if (is_audio_frame(t) && !saw_header) audio_before_header = true;
+  }
+  EXPECT_TRUE(saw_header);
+  EXPECT_FALSE(audio_before_header);
+  EXPECT_EQ(bus_error(p.pipe), "");
+}
+
 class ServerSrcBasics : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { init_gst(); }
@@ -460,6 +614,147 @@ TEST_F(ServerSrcBasics, BindErrorIsAnElementError) {
   gst_object_unref(pipe);
   g_socket_listener_close(listener);
   g_object_unref(listener);
+}
+
+// The first bus ERROR: domain, code and "message | debug".
+struct BusError {
+  GQuark domain = 0;
+  int code = 0;
+  std::string text;
+};
+BusError first_error(GstElement* pipe) {
+  BusError out;
+  GstBus* bus = gst_element_get_bus(pipe);
+  if (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
+    GError* err = nullptr;
+    gchar* dbg = nullptr;
+    gst_message_parse_error(m, &err, &dbg);
+    out.domain = err->domain;
+    out.code = err->code;
+    out.text = std::string(err->message) + " | " + (dbg ? dbg : "");
+    g_clear_error(&err);
+    g_free(dbg);
+    gst_message_unref(m);
+  }
+  gst_object_unref(bus);
+  return out;
+}
+
+BusError start_with_address(const char* address, guint port) {
+  GstElement* pipe = gst_pipeline_new(nullptr);
+  GstElement* src = gst_element_factory_make("rtmpserversrc", nullptr);
+  GstElement* sink = gst_element_factory_make("fakesink", nullptr);
+  gst_bin_add_many(GST_BIN(pipe), src, sink, nullptr);
+  g_object_set(src, "address", address, "port", port, nullptr);
+  EXPECT_EQ(gst_element_set_state(pipe, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE) << address;
+  BusError e = first_error(pipe);
+  gst_element_set_state(pipe, GST_STATE_NULL);
+  gst_object_unref(pipe);
+  return e;
+}
+
+TEST_F(ServerSrcBasics, UnresolvableAddressIsASettingsError) {
+  BusError e = start_with_address("no-such-host.invalid", 0);
+  EXPECT_EQ(e.domain, GST_RESOURCE_ERROR);
+  EXPECT_EQ(e.code, GST_RESOURCE_ERROR_SETTINGS) << e.text;
+  EXPECT_EQ(e.text.rfind("Could not resolve listen address no-such-host.invalid: ", 0), 0u) << e.text;
+}
+
+TEST_F(ServerSrcBasics, NonLocalAddressIsAnOpenError) {
+  // 192.0.2.1 (TEST-NET-1) is on no interface of this machine.
+  guint port = free_port();
+  BusError e = start_with_address("192.0.2.1", port);
+  EXPECT_EQ(e.domain, GST_RESOURCE_ERROR);
+  EXPECT_EQ(e.code, GST_RESOURCE_ERROR_OPEN_READ) << e.text;
+  const std::string want = "Could not listen on 192.0.2.1:" + std::to_string(port) + ": ";
+  EXPECT_EQ(e.text.rfind(want, 0), 0u) << e.text;
+  EXPECT_NE(e.text.find("ssign"), std::string::npos) << "the cause (Cannot assign requested address): " << e.text;
+}
+
+TEST_F(ServerSrcBasics, CurrentPortIsNotifiedOnceBound) {
+  GstElement* pipe = gst_pipeline_new(nullptr);
+  GstElement* src = gst_element_factory_make("rtmpserversrc", nullptr);
+  gst_bin_add(GST_BIN(pipe), src);
+  g_object_set(src, "address", "127.0.0.1", "port", 0, nullptr);
+  struct Seen {
+    std::mutex mu;
+    std::vector<guint> values;
+  } seen;
+  g_signal_connect(src, "notify::current-port", G_CALLBACK(+[](GObject* obj, GParamSpec*, Seen* s) {
+                     guint port = 0;
+                     g_object_get(obj, "current-port", &port, nullptr);
+                     std::lock_guard l(s->mu);
+                     s->values.push_back(port);
+                   }),
+                   &seen);
+  EXPECT_EQ(element_port(src), 0) << "not bound yet";
+  ASSERT_NE(gst_element_set_state(pipe, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  {
+    std::lock_guard l(seen.mu);
+    ASSERT_EQ(seen.values.size(), 1u) << "one notification when bound";
+    EXPECT_NE(seen.values[0], 0u);
+    EXPECT_EQ(seen.values[0], element_port(src));
+  }
+  // The notified port is the one that listens.
+  GSocketClient* client = g_socket_client_new();
+  GSocketConnection* conn = g_socket_client_connect_to_host(client, "127.0.0.1", guint16(seen.values[0]), nullptr,
+                                                            nullptr);
+  EXPECT_NE(conn, nullptr);
+  if (conn) g_object_unref(conn);
+  g_object_unref(client);
+  gst_element_set_state(pipe, GST_STATE_NULL);
+  gst_object_unref(pipe);
+}
+
+TEST_F(ServerSrcBasics, SharedServerWithOtherPoliciesIsAWarning) {
+  const guint port = free_port();
+  auto make = [&](std::initializer_list<std::pair<const char*, const char*>> props) {
+    GstElement* pipe = gst_pipeline_new(nullptr);
+    GstElement* src = gst_element_factory_make("rtmpserversrc", nullptr);
+    gst_bin_add(GST_BIN(pipe), src);
+    g_object_set(src, "address", "127.0.0.1", "port", port, nullptr);
+    for (auto& [k, v] : props) gst_util_set_object_arg(G_OBJECT(src), k, v);
+    return pipe;
+  };
+  auto warning = [](GstElement* pipe) {
+    GstBus* bus = gst_element_get_bus(pipe);
+    std::string text;
+    if (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING)) {
+      GError* err = nullptr;
+      gst_message_parse_warning(m, &err, nullptr);
+      EXPECT_EQ(err->domain, GST_RESOURCE_ERROR);
+      EXPECT_EQ(err->code, GST_RESOURCE_ERROR_SETTINGS);
+      text = err->message;
+      g_clear_error(&err);
+      gst_message_unref(m);
+    }
+    gst_object_unref(bus);
+    return text;
+  };
+  GstElement* first = make({{"idle-timeout", "20000"}});
+  ASSERT_NE(gst_element_set_state(first, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  EXPECT_EQ(warning(first), "") << "it started the server";
+
+  // Other policies: the running server keeps its own, with a warning naming them.
+  GstElement* second = make({{"idle-timeout", "5000"}, {"max-connections", "10"}, {"gop-cache", "false"}});
+  ASSERT_NE(gst_element_set_state(second, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  std::string text = warning(second);
+  EXPECT_NE(text.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << text;
+  EXPECT_NE(text.find("idle-timeout=5000 (running: 20000)"), std::string::npos) << text;
+  EXPECT_NE(text.find("max-connections=10 (running: 10000)"), std::string::npos) << text;
+  EXPECT_NE(text.find("gop-cache=false (running: true)"), std::string::npos) << text;
+  EXPECT_EQ(text.find("chunk-size"), std::string::npos) << "only the differing settings: " << text;
+  EXPECT_EQ(bus_error(second), "");
+
+  // The same settings (or defaults): nothing to warn about.
+  GstElement* third = make({{"idle-timeout", "20000"}});
+  ASSERT_NE(gst_element_set_state(third, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  EXPECT_EQ(warning(third), "");
+
+  for (GstElement* pipe : {third, second, first}) {
+    gst_element_set_state(pipe, GST_STATE_NULL);
+    gst_object_unref(pipe);
+  }
 }
 
 // AAC audio-only messages with publisher timestamps crossing 2^32 ms.
