@@ -69,6 +69,8 @@ struct Settings {
 std::string url_string(const grtmp::Url& u) { return u.host.empty() ? std::string() : u.to_string(); }
 
 // Output timestamps: the first frame goes out at 0; 32-bit wrap-aware.
+// Metadata and sequence headers go out at the current output time: those
+// of a mid-stream caps change carry timestamp 0 in the streamheader.
 struct Rebaser {
   grtmp::gst::TimestampExtender ext;
   bool based = false;
@@ -76,9 +78,9 @@ struct Rebaser {
   uint32_t last = 0;
   uint32_t map(const grtmp::Message& m, uint8_t flags) {
     const bool frame = (flags & (grtmp::kFlagAudio | grtmp::kFlagVideo)) && !(flags & grtmp::kFlagSequenceHeader);
+    if (!frame) return last;
     int64_t in = ext.extend(m.timestamp);
     if (!based) {
-      if (!frame) return last;  // headers before the first frame
       base = in;
       based = true;
     }
@@ -242,6 +244,17 @@ static GstFlowReturn send_messages(GstGrtmpClientSink* sink, std::vector<grtmp::
     m.timestamp = priv->rebaser.map(in, flags);
     const bool header = flags & grtmp::kFlagSequenceHeader;
     const bool is_meta = m.type == grtmp::kMsgDataAmf0 && grtmp::gst::is_on_metadata(m.payload);
+    if (is_meta || header) {
+      // A caps change repeats every header of the new streamheader, and a
+      // changed one also comes in-band: send each header only when it changed.
+      const grtmp::Message& sent = is_meta                          ? priv->metadata
+                                   : m.type == grtmp::kMsgVideo ? priv->video_header
+                                                                : priv->audio_header;
+      if (sent.payload && grtmp::gst::same_bytes(sent.payload, m.payload)) {
+        GST_DEBUG_OBJECT(sink, "skipping an unchanged %s", is_meta ? "onMetaData" : "sequence header");
+        continue;
+      }
+    }
     for (;;) {
       ret = ensure_connected(sink, c);
       if (ret != GST_FLOW_OK) goto done;

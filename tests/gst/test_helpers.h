@@ -436,6 +436,26 @@ inline std::vector<Tag> expected_after_headers(const std::vector<Tag>& tags) {
   return out;
 }
 
+// What a sink publishes: every tag, but metadata and sequence headers only
+// when they change (flvmux repeats an identical onMetaData in-band).
+inline std::vector<Tag> without_repeated_headers(const std::vector<Tag>& tags) {
+  std::vector<Tag> out;
+  std::string meta, vh, ah;
+  bool have_meta = false, have_vh = false, have_ah = false;
+  for (auto& t : tags) {
+    std::string* slot = t.type == 18 ? &meta : is_video_header(t) ? &vh : is_audio_header(t) ? &ah : nullptr;
+    bool* have = t.type == 18 ? &have_meta : is_video_header(t) ? &have_vh : is_audio_header(t) ? &have_ah : nullptr;
+    if (slot) {
+      std::string p = bytes_str(t.payload);
+      if (*have && p == *slot) continue;
+      *slot = p;
+      *have = true;
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
 struct Expect {
   std::string metadata;           // in the streamheader
   std::vector<Tag> after_headers; // tags after the in-band headers

@@ -122,11 +122,11 @@ class ClientSinkTest : public ::testing::Test {
   GstBus* bus = nullptr;
 };
 
-// What the server must have received: metadata, sequence headers and
-// frames, the first frame at timestamp 0.
+// What the server must have received: metadata, sequence headers (each
+// again only when it changed) and frames, the first frame at timestamp 0.
 void check_published(const Media& media, const std::vector<Tag>& got) {
-  std::vector<Tag> want;
-  for (auto& t : media.tags) want.push_back(t);
+  std::vector<Tag> want = without_repeated_headers(media.tags);
+  ASSERT_LT(want.size(), media.tags.size()) << "flvmux repeats onMetaData: the test checks they are not sent again";
   ASSERT_EQ(got.size(), want.size());
   int64_t first_in = -1, first_out = -1;
   for (size_t i = 0; i < got.size(); i++) {
@@ -163,6 +163,63 @@ TEST_F(ClientSinkTest, PublishesFlvFromCapsAndBuffers) {
       << "EOS closes the publishing connection";
   EXPECT_EQ(rec->count(grtmp::StreamEvent::Kind::Publish), 1u);
   check_published(media(), rec->media());
+  EXPECT_EQ(error_text(), "");
+}
+
+TEST_F(ClientSinkTest, MidStreamCapsChangeSendsOnlyTheChangedHeaderAtTheCurrentTime) {
+  auto rec = record("live/cc");
+  make_harness("live/cc");
+  std::vector<GstBuffer*> headers;
+  gst_harness_set_src_caps(h, streamheader_caps(media(), headers));
+  for (auto* b : headers) gst_buffer_unref(b);
+  headers.clear();
+  std::vector<Tag> frames;
+  for (auto& t : media().tags)
+    if (is_video_frame(t) || is_audio_frame(t)) frames.push_back(t);
+  const size_t half = frames.size() / 2;
+  for (size_t i = 0; i < half; i++) ASSERT_EQ(gst_harness_push(h, tag_buffer(frames[i])), GST_FLOW_OK);
+
+  // A new audio configuration: new caps (every header of the streamheader,
+  // at timestamp 0) and the changed tag in-band, as flvmux does.
+  Media changed = media();
+  std::vector<uint8_t> new_asc(media().audio_header()->payload.data(),
+                               media().audio_header()->payload.data() + media().audio_header()->payload.size());
+  new_asc.back() ^= 0x08;
+  for (auto& t : changed.tags)
+    if (is_audio_header(t)) t.payload = grtmp::Bytes::copy(new_asc.data(), new_asc.size());
+  gst_harness_set_src_caps(h, streamheader_caps(changed, headers));
+  for (auto* b : headers) gst_buffer_unref(b);
+  Tag inband = *changed.audio_header();
+  inband.ts = frames[half].ts;
+  ASSERT_EQ(gst_harness_push(h, tag_buffer(inband)), GST_FLOW_OK);
+  for (size_t i = half; i < frames.size(); i++) ASSERT_EQ(gst_harness_push(h, tag_buffer(frames[i])), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  ASSERT_TRUE(wait_for([&] { return rec->count(grtmp::StreamEvent::Kind::Unpublish) == 1; }));
+
+  auto got = rec->media();
+  size_t metadata = 0, video_headers = 0, audio_headers = 0, new_audio_headers = 0;
+  uint32_t last_frame_ts = 0;
+  for (auto& t : got) {
+    if (t.type == 18) metadata++;
+    if (is_video_header(t)) video_headers++;
+    if (is_audio_header(t)) {
+      audio_headers++;
+      if (bytes_str(t.payload) == std::string(new_asc.begin(), new_asc.end())) {
+        new_audio_headers++;
+        EXPECT_GT(last_frame_ts, 0u);
+        EXPECT_GE(t.ts, last_frame_ts) << "the new header goes out at the current time, not at 0";
+      }
+    }
+    if (is_video_frame(t) || is_audio_frame(t)) {
+      EXPECT_GE(t.ts + 1000, last_frame_ts) << "no jump back";
+      last_frame_ts = std::max(last_frame_ts, t.ts);
+    }
+  }
+  EXPECT_EQ(metadata, 1u) << "unchanged onMetaData is not sent again";
+  EXPECT_EQ(video_headers, 1u) << "unchanged video sequence header is not sent again";
+  EXPECT_EQ(audio_headers, 2u) << "the first and the changed audio sequence header";
+  EXPECT_EQ(new_audio_headers, 1u) << "the changed header once, not from caps and in-band";
+  EXPECT_EQ(got.size(), frames.size() + 4);
   EXPECT_EQ(error_text(), "");
 }
 
