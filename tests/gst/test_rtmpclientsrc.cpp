@@ -85,6 +85,57 @@ TEST_F(ClientSrcTest, PlaysAStreamAsFlvTags) {
   server->stop();
 }
 
+TEST_F(ClientSrcTest, DecodesThroughFlvdemuxAndAvdecH264) {
+  if (!have_elements({"flvdemux", "h264parse", "avdec_h264", "aacparse"})) GTEST_SKIP() << "flvdemux/avdec_h264 missing";
+  auto server = start_server(/*keep_players=*/false);
+  ASSERT_TRUE(server);
+  auto pub = publisher(server->port(), "live/dec");
+  ASSERT_TRUE(pub);
+  const std::string desc = "rtmpclientsrc location=" + location(server->port(), "live/dec") +
+                           " timeout=5 ! flvdemux name=d d.video ! queue ! h264parse ! avdec_h264 ! "
+                           "appsink name=out sync=false d.audio ! queue ! aacparse ! fakesink name=a sync=false";
+  GError* err = nullptr;
+  GstElement* pipe = gst_parse_launch(desc.c_str(), &err);
+  ASSERT_NE(pipe, nullptr) << (err ? err->message : "");
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipe), "out");
+  ASSERT_NE(gst_element_set_state(pipe, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  ASSERT_TRUE(wait_for([&] {
+    auto s = server->registry().find("live/dec");
+    return s && s->info().subscribers == 1;
+  }));
+  ASSERT_TRUE(send_all(*pub, media().messages()));
+  pub->close();
+
+  size_t frames = 0;
+  GstClockTime last_pts = 0;
+  bool monotonic = true;
+  std::string format;
+  gint width = 0, height = 0;
+  while (GstSample* s = try_pull_sample(sink, 10 * GST_SECOND)) {
+    GstBuffer* b = gst_sample_get_buffer(s);
+    if (GST_BUFFER_PTS(b) < last_pts) monotonic = false;
+    last_pts = GST_BUFFER_PTS(b);
+    if (frames++ == 0) {
+      GstStructure* st = gst_caps_get_structure(gst_sample_get_caps(s), 0);
+      format = gst_structure_get_name(st);
+      gst_structure_get_int(st, "width", &width);
+      gst_structure_get_int(st, "height", &height);
+    }
+    gst_sample_unref(s);
+  }
+  EXPECT_TRUE(appsink_eos(sink)) << "EOS after the publisher left";
+  EXPECT_EQ(frames, media().video_frames) << "every picture decoded";
+  EXPECT_TRUE(monotonic);
+  EXPECT_EQ(format, "video/x-raw");
+  EXPECT_EQ(width, 320);
+  EXPECT_EQ(height, 240);
+  EXPECT_EQ(bus_error(pipe), "") << "no decoder or demuxer error";
+  gst_element_set_state(pipe, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(pipe);
+  server->stop();
+}
+
 TEST_F(ClientSrcTest, MetadataUpdateAtTimestampZeroIsNotAClockJump) {
   // rtmpserversink (and our server for late joiners) send onMetaData
   // updates at timestamp 0 in the middle of a stream.
