@@ -5,6 +5,7 @@ all driven through gst-launch-1.0 with the plugin from the build.
     python3 tests/interop/e2e_gst_elements.py [test names]
 """
 import os
+import re
 import shlex
 import sys
 import time
@@ -184,6 +185,141 @@ def test_clientsink_to_serversrc():
     check_flv(out, video_frames=FRAMES, duration=SECONDS)
 
 
+# ffmpeg plays the stream back over RTMP while rtmpclientsink publishes it.
+
+_STREAM_LINE = re.compile(r'Stream #\d+:\d+.*?: (Video|Audio): (\w+)(.*)')
+
+
+def ffmpeg_play(url, duration, timeout=40):
+    """Plays `url` with ffmpeg for `duration` s of media, decoding everything
+    (-f framecrc): {'vcodec', 'acodec', 'size', 'video_frames',
+    'audio_frames', 'errors', 'returncode'}. Codecs come from ffmpeg's input
+    description; errors are every line ffmpeg logs at error level or worse
+    (-loglevel level+info prefixes them), decoder errors included."""
+    cmd = ['ffmpeg', '-nostdin', '-hide_banner', '-loglevel', 'level+info', '-i', url,
+           '-t', str(duration), '-f', 'framecrc', '-']
+    rc, out, err = run(cmd, timeout=timeout)
+    r = {'vcodec': None, 'acodec': None, 'size': None, 'returncode': rc, 'errors': [], 'cmd': ' '.join(cmd)}
+    in_input = False
+    for line in err.splitlines():
+        if 'Input #0' in line:
+            in_input = True
+        elif 'Output #0' in line or 'Stream mapping' in line:
+            in_input = False
+        m = _STREAM_LINE.search(line)
+        if in_input and m:
+            if m.group(1) == 'Video' and r['vcodec'] is None:
+                r['vcodec'] = m.group(2)
+                size = re.search(r' (\d+)x(\d+)[ ,]', m.group(3))
+                r['size'] = (int(size.group(1)), int(size.group(2))) if size else None
+            elif m.group(1) == 'Audio' and r['acodec'] is None:
+                r['acodec'] = m.group(2)
+        if '[error]' in line or '[fatal]' in line:
+            r['errors'].append(line)
+    streams = parse_framecrc(out)
+    r['video_frames'] = sum(s['count'] for s in streams.values() if s['type'] == 'video')
+    r['video_pts'] = next((s['pts'] for s in streams.values() if s['type'] == 'video'), [])
+    r['audio_frames'] = sum(s['count'] for s in streams.values() if s['type'] == 'audio')
+    return r
+
+
+def live_encode_pipeline(url, seconds):
+    """encode_pipeline() at the pace of the clock, so a player joins a live stream."""
+    frames = seconds * FPS
+    return (f'videotestsrc is-live=true num-buffers={frames} ! video/x-raw,width=320,height=240,framerate={FPS}/1 ! '
+            f'x264enc tune=zerolatency speed-preset=ultrafast key-int-max={FPS} ! h264parse ! '
+            f'flvmux name=m streamable=true ! rtmpclientsink location={url} '
+            f'audiotestsrc is-live=true num-buffers={frames * 44100 // FPS // 1024} samplesperbuffer=1024 ! '
+            f'audio/x-raw,rate=44100,channels=2 ! avenc_aac ! aacparse ! m.')
+
+
+def check_played_back(url, publish_seconds=8, play_seconds=4):
+    """rtmpclientsink publishes live to `url`; meanwhile ffmpeg plays it back
+    over RTMP: h264 320x240 + aac, play_seconds of frames, no decode error."""
+    gl = gst_spawn(live_encode_pipeline(url, publish_seconds), name='rtmpclientsink')
+    try:
+        time.sleep(1.5)  # x264enc started and the stream is on the server
+        check(gl.poll() is None, f'publishing pipeline ended early: {gl.read_stderr()[-800:]}')
+        r = ffmpeg_play(url, play_seconds, timeout=publish_seconds + 30)
+        log(f'  ffmpeg played {r["vcodec"]} {r["size"]} + {r["acodec"]}: {r["video_frames"]} video, '
+            f'{r["audio_frames"]} audio frames, {len(r["errors"])} errors')
+        rc, text = wait_exit(gl, publish_seconds + 30)
+    finally:
+        stop_process(gl)
+    check(rc == 0, f'publishing pipeline rc={rc}: {text[-800:]}')
+    check(r['returncode'] == 0, f'ffmpeg rc={r["returncode"]}: {r["errors"][-5:]}')
+    check(r['vcodec'] == 'h264', f'video codec {r["vcodec"]}')
+    check(r['acodec'] == 'aac', f'audio codec {r["acodec"]}')
+    check(r['size'] == (320, 240), f'video size {r["size"]}')
+    # The player may start at the next keyframe (1 s GOP), then every frame.
+    want = play_seconds * FPS
+    check(want - FPS - 2 <= r['video_frames'] <= want + 2,
+          f'video frames {r["video_frames"]}, want {want - FPS}..{want}')
+    pts = r['video_pts']
+    steps = sorted(b - a for a, b in zip(pts, pts[1:]))
+    check(steps and steps[0] > 0 and steps[-1] <= 2 * steps[len(steps) // 2],
+          f'video frames missing or out of order: pts steps {steps[:3]}..{steps[-3:]}')
+    want_audio = play_seconds * 44100 // 1024
+    check(r['audio_frames'] >= want_audio * 9 // 10, f'audio frames {r["audio_frames"]}, want ~{want_audio}')
+    check(not r['errors'], f'decode errors: {r["errors"][:5]}')
+
+
+def test_clientsink_played_back_from_nginx():
+    """rtmpclientsink -> nginx-rtmp; ffmpeg plays it back over RTMP while it is published."""
+    check_plugin()
+    require('nginx')
+    # wait_key: a player starts at a keyframe (else h264 decode errors are expected).
+    with Nginx(app_conf='wait_key on;') as ngx:
+        check_played_back(ngx.url('live', 'back'))
+
+
+def test_clientsink_played_back_from_grtmp_server():
+    """rtmpclientsink -> grtmp-test-server (the library); ffmpeg plays it back over RTMP."""
+    check_plugin()
+    exe = os.environ.get('GRTMP_TEST_SERVER') or os.path.join(build_dir(), 'tests', 'grtmp-test-server')
+    if not os.path.exists(exe):
+        skip(f'{exe} not built')
+    srv = spawn([exe, '--port', '0'], name='grtmp-test-server')
+    try:
+        port = None
+        deadline = time.monotonic() + 10
+        while port is None and time.monotonic() < deadline and srv.poll() is None:
+            m = re.search(r'^PORT (\d+)\s*$', srv.read_stderr(), re.M)
+            port = int(m.group(1)) if m else None
+            time.sleep(0.05)
+        check(port is not None, f'grtmp-test-server did not start: {srv.read_stderr()[-800:]}')
+        check_played_back(f'rtmp://127.0.0.1:{port}/live/back')
+        check(srv.poll() is None, 'grtmp-test-server died')
+    finally:
+        stop_process(srv)
+
+
+def test_serversrc_to_serversink_played_back():
+    """rtmpclientsink -> rtmpserversrc ! rtmpserversink (one gst-launch relaying); ffmpeg plays
+    the relayed stream over RTMP."""
+    check_plugin()
+    port_in, port_out = free_port(), free_port()
+    relay = gst_spawn(f'rtmpserversrc address=127.0.0.1 port={port_in} stream-key=live/in ! queue ! '
+                      f'rtmpserversink address=127.0.0.1 port={port_out} stream-key=live/out', name='relay')
+    try:
+        check(wait_port(port_in, 10, proc=relay) and wait_port(port_out, 10, proc=relay), 'relay did not listen')
+        gl = gst_spawn(live_encode_pipeline(f'rtmp://127.0.0.1:{port_in}/live/in', 8), name='rtmpclientsink')
+        try:
+            time.sleep(2.0)
+            r = ffmpeg_play(f'rtmp://127.0.0.1:{port_out}/live/out', 4, timeout=40)
+            log(f'  ffmpeg played {r["vcodec"]} {r["size"]} + {r["acodec"]}: {r["video_frames"]} video, '
+                f'{r["audio_frames"]} audio frames, {len(r["errors"])} errors')
+            rc, text = wait_exit(gl, 40)
+        finally:
+            stop_process(gl)
+        check(rc == 0, f'publishing pipeline rc={rc}: {text[-800:]}')
+        check(r['vcodec'] == 'h264' and r['acodec'] == 'aac', f'codecs {r["vcodec"]}/{r["acodec"]}')
+        check(3 * FPS - 2 <= r['video_frames'] <= 4 * FPS + 2, f'video frames {r["video_frames"]}')
+        check(not r['errors'], f'decode errors: {r["errors"][:5]}')
+    finally:
+        stop_process(relay)
+
+
 def test_clientsink_refused():
     """A busy stream key: rtmpclientsink fails with the server's code in the error."""
     check_plugin()
@@ -306,6 +442,9 @@ if __name__ == '__main__':
         test_rtmp2sink_to_serversrc,
         test_clientsink_to_nginx,
         test_clientsink_to_serversrc,
+        test_clientsink_played_back_from_nginx,
+        test_clientsink_played_back_from_grtmp_server,
+        test_serversrc_to_serversink_played_back,
         test_clientsink_refused,
         test_clientsrc_from_nginx,
         test_serversink_played_by_ffmpeg,
