@@ -91,6 +91,11 @@ struct ServerSinkPrivate {
   std::string key;
   SinkPublisher publisher;
   grtmp::gst::FlvDepacketizer depay;
+  // Streaming thread: the headers last pushed (sent again only when they
+  // change) and the timestamp of the last frame (a changed sequence header
+  // from a caps change goes out there, not at the streamheader's 0).
+  grtmp::Bytes sent_metadata, sent_video_header, sent_audio_header;
+  uint32_t last_frame_ts = 0;
   std::atomic<guint> current_port{0};
   std::atomic<guint> current_tls_port{0};
   uint64_t messages = 0;
@@ -163,6 +168,8 @@ static gboolean gst_grtmp_server_sink_start(GstBaseSink* bsink) {
     priv->key = key;
   }
   priv->depay.reset();
+  priv->sent_metadata = priv->sent_video_header = priv->sent_audio_header = grtmp::Bytes();
+  priv->last_frame_ts = 0;
   priv->messages = 0;
   g_object_notify_by_pspec(G_OBJECT(sink), properties[PROP_CURRENT_PORT]);
   g_object_notify_by_pspec(G_OBJECT(sink), properties[prop_tls(TlsProp::CurrentPort)]);
@@ -211,6 +218,24 @@ static GstFlowReturn push_messages(GstGrtmpServerSink* sink, std::vector<grtmp::
     // at timestamp 0: ffmpeg-based players (and rtmpdump's files read by
     // ffmpeg) take a script tag at any other timestamp for a subtitle stream.
     if (m.type == grtmp::kMsgDataAmf0) m.timestamp = 0;
+    // A caps change repeats every header of the new streamheader, and a
+    // changed one also comes in-band (flvmux also repeats an identical
+    // onMetaData): each header goes out only when it changed.
+    const uint8_t flags = grtmp::classify_message(m);
+    const bool header = flags & grtmp::kFlagSequenceHeader;
+    if (m.type == grtmp::kMsgDataAmf0 || header) {
+      grtmp::Bytes& sent = m.type == grtmp::kMsgDataAmf0 ? priv->sent_metadata
+                           : m.type == grtmp::kMsgVideo  ? priv->sent_video_header
+                                                         : priv->sent_audio_header;
+      if (sent && grtmp::gst::same_bytes(sent, m.payload)) {
+        GST_DEBUG_OBJECT(sink, "skipping an unchanged %s", header ? "sequence header" : "onMetaData");
+        continue;
+      }
+      sent = m.payload;
+      if (header && m.timestamp < priv->last_frame_ts) m.timestamp = priv->last_frame_ts;
+    } else if (flags & (grtmp::kFlagAudio | grtmp::kFlagVideo)) {
+      priv->last_frame_ts = m.timestamp;
+    }
     m.stream_id = 1;
     stream->push(std::move(m));
     priv->messages++;

@@ -98,14 +98,17 @@ class ServerSinkTest : public ::testing::Test {
   GstBus* bus = nullptr;
 };
 
-// The player sees exactly what was published (all tags, same timestamps).
+// The player sees what was published (every frame, same timestamps;
+// metadata and sequence headers again only when they changed).
 void check_played(const Media& media, const std::vector<Tag>& got) {
-  ASSERT_EQ(got.size(), media.tags.size());
+  const std::vector<Tag> want = without_repeated_headers(media.tags);
+  ASSERT_LT(want.size(), media.tags.size()) << "flvmux repeats onMetaData: the test checks they are not sent again";
+  ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); i++) {
-    EXPECT_EQ(got[i].type, media.tags[i].type) << i;
-    EXPECT_EQ(bytes_str(got[i].payload), bytes_str(media.tags[i].payload)) << "payload " << i;
-    if (media.tags[i].type != 18) {
-      EXPECT_EQ(got[i].ts, media.tags[i].ts) << "timestamp " << i;
+    EXPECT_EQ(got[i].type, want[i].type) << i;
+    EXPECT_EQ(bytes_str(got[i].payload), bytes_str(want[i].payload)) << "payload " << i;
+    if (want[i].type != 18) {
+      EXPECT_EQ(got[i].ts, want[i].ts) << "timestamp " << i;
     } else {
       EXPECT_EQ(got[i].ts, 0u) << "metadata at timestamp 0 (" << i << ")";
     }
@@ -126,7 +129,7 @@ TEST_F(ServerSinkTest, PlayersReceiveAnFlvByteStream) {
     size_t n = std::min<size_t>(1000, flv.size() - off);
     ASSERT_EQ(gst_harness_push(h, gst_buffer_new_memdup(flv.data() + off, n)), GST_FLOW_OK);
   }
-  ASSERT_TRUE(wait_for([&] { return player.count() >= media().tags.size(); }));
+  ASSERT_TRUE(wait_for([&] { return player.count() >= without_repeated_headers(media().tags).size(); }));
   {
     std::lock_guard l(player.mu);
     check_played(media(), player.got);
@@ -183,10 +186,70 @@ TEST_F(ServerSinkTest, StreamheaderFromCapsIsSentOnce) {
     in_header = false;
     ASSERT_EQ(gst_harness_push(h, tag_buffer(t)), GST_FLOW_OK);
   }
-  ASSERT_TRUE(wait_for([&] { return player.count() >= media().tags.size(); }));
+  ASSERT_TRUE(wait_for([&] { return player.count() >= without_repeated_headers(media().tags).size(); }));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   std::lock_guard l(player.mu);
   check_played(media(), player.got);
+}
+
+TEST_F(ServerSinkTest, MidStreamCapsChangeSendsOnlyTheChangedHeaderAtTheCurrentTime) {
+  h = make_harness("live/cc");
+  uint16_t port = element_port(h->element);
+  Player player;
+  ASSERT_TRUE(player.start(port, "live/cc")) << player.error;
+  auto caps_for = [](const Tag& meta, const Tag& vh, const Tag& ah) {
+    GstCaps* caps = gst_caps_new_empty_simple("video/x-flv");
+    GValue array = G_VALUE_INIT;
+    g_value_init(&array, GST_TYPE_ARRAY);
+    auto fh = grtmp::flv::file_header(true, true);
+    for (GstBuffer* b : {gst_buffer_new_memdup(fh.data(), fh.size()), tag_buffer(meta, true), tag_buffer(vh, true),
+                         tag_buffer(ah, true)}) {
+      GValue v = G_VALUE_INIT;
+      g_value_init(&v, GST_TYPE_BUFFER);
+      g_value_take_boxed(&v, b);
+      gst_value_array_append_and_take_value(&array, &v);
+    }
+    gst_structure_take_value(gst_caps_get_structure(caps, 0), "streamheader", &array);
+    return caps;
+  };
+  gst_harness_set_src_caps(h, caps_for(*media().metadata(), *media().video_header(), *media().audio_header()));
+  std::vector<Tag> frames;
+  for (auto& t : media().tags)
+    if (is_video_frame(t) || is_audio_frame(t)) frames.push_back(t);
+  const size_t half = frames.size() / 2;
+  for (size_t i = 0; i < half; i++) ASSERT_EQ(gst_harness_push(h, tag_buffer(frames[i])), GST_FLOW_OK);
+  // A new audio configuration: new caps and the changed tag in-band.
+  Tag ah = *media().audio_header();
+  std::string new_asc = bytes_str(ah.payload);
+  new_asc.back() ^= 0x08;
+  ah.payload = grtmp::Bytes::copy(reinterpret_cast<const uint8_t*>(new_asc.data()), new_asc.size());
+  gst_harness_set_src_caps(h, caps_for(*media().metadata(), *media().video_header(), ah));
+  ah.ts = frames[half].ts;
+  ASSERT_EQ(gst_harness_push(h, tag_buffer(ah)), GST_FLOW_OK);
+  for (size_t i = half; i < frames.size(); i++) ASSERT_EQ(gst_harness_push(h, tag_buffer(frames[i])), GST_FLOW_OK);
+  ASSERT_TRUE(wait_for([&] { return player.count() >= frames.size() + 4; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::lock_guard l(player.mu);
+  size_t metadata = 0, video_headers = 0, audio_headers = 0, new_headers = 0;
+  uint32_t last_frame_ts = 0;
+  for (auto& t : player.got) {
+    metadata += t.type == 18;
+    video_headers += is_video_header(t);
+    if (is_audio_header(t)) {
+      audio_headers++;
+      if (bytes_str(t.payload) == new_asc) {
+        new_headers++;
+        EXPECT_GT(last_frame_ts, 0u);
+        EXPECT_GE(t.ts, last_frame_ts) << "the new header goes out at the current time, not at 0";
+      }
+    }
+    if (is_video_frame(t) || is_audio_frame(t)) last_frame_ts = std::max(last_frame_ts, t.ts);
+  }
+  EXPECT_EQ(metadata, 1u);
+  EXPECT_EQ(video_headers, 1u);
+  EXPECT_EQ(audio_headers, 2u);
+  EXPECT_EQ(new_headers, 1u) << "the changed header once, not from caps and in-band";
+  EXPECT_EQ(player.got.size(), frames.size() + 4);
 }
 
 TEST_F(ServerSinkTest, LateJoinGetsHeadersAndGop) {
