@@ -508,6 +508,162 @@ def test_exit_7_timeout():
             one_line_error(err, 'timed out', args[0])
 
 
+def launcher_exe() -> str:
+    return os.environ.get('GRTMP_LAUNCHER') or os.path.join(build_dir(), 'gst', 'launcher', 'gst-rtmp-server')
+
+
+class LauncherServer:
+    """gst-rtmp-server on a free loopback port (with its extra flags); JSON log to a file."""
+
+    def __init__(self, *args):
+        self.port = free_port()
+        self.args = [launcher_exe(), '-listen', f'127.0.0.1:{self.port}'] + [str(a) for a in args]
+        self.log_path = tmp_path(f'launcher-{self.port}.log')
+
+    def __enter__(self):
+        self.out = open(self.log_path, 'wb')
+        env = gst_env(system_plugins=True)
+        env.setdefault('GST_PLUGIN_PATH_1_0', os.path.join(build_dir(), 'gst'))
+        self.proc = subprocess.Popen(self.args, stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=env, start_new_session=True)
+        if not wait_port(self.port, 30, proc=self.proc):
+            self.__exit__()
+            raise RuntimeError(f'gst-rtmp-server did not listen: {self.log()[-1000:]}')
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+        return False
+
+    def url(self, app, name):
+        return f'rtmp://127.0.0.1:{self.port}/{app}/{name}'
+
+    def log(self) -> str:
+        with open(self.log_path, 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+
+    def records(self, msg) -> list:
+        out = []
+        for line in self.log().splitlines():
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if r.get('msg') == msg:
+                out.append(r)
+        return out
+
+
+class RefusingCallback:
+    """An HTTP server that answers every POST (the launcher's -on-connect callback) with 403."""
+
+    def __init__(self):
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get('Content-Length') or 0))
+                self.send_response(403)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.HTTPServer(('127.0.0.1', 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        return False
+
+
+def published_summary(out):
+    """(media seconds, wall seconds) from "published HH:MM:SS.s of media in HH:MM:SS.s"."""
+    m = re.search(r'published (\d+):(\d+):([\d.]+) of media in (\d+):(\d+):([\d.]+)', out)
+    if not m:
+        return None, None
+    return (int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)),
+            int(m.group(4)) * 3600 + int(m.group(5)) * 60 + float(m.group(6)))
+
+
+def test_publish_mkv_realtime_to_launcher():
+    """A Matroska file (made with ffmpeg now) published with an explicit --realtime to gst-rtmp-server:
+    paced at the media rate, and the launcher's recording has H.264/AAC of the file's duration,
+    decoding without errors."""
+    require('ffmpeg', 'ffprobe', cli_exe(), launcher_exe())
+    # Without B-frames: Matroska stores no DTS, and H.264 with B-frames from it is a known
+    # limitation (docs/client.md).
+    path = make_media(tmp_path('in_4s.mkv'), 4, size=f'{WIDTH}x{HEIGHT}', fps=FPS, gop=FPS, sample_rate=RATE,
+                      fmt='matroska', extra_args=['-bf', '0'])
+    check(ffprobe_info(path)['format_name'].startswith('matroska'), f'{path} is Matroska')
+    rec_dir = tmp_path('launcher-rec')
+    with LauncherServer('-record-all', 'true', '-record-dir', rec_dir) as srv:
+        t0 = time.monotonic()
+        rc, out, err = cli('publish', path, srv.url('live', 'mkv'), '--realtime', timeout=40)
+        wall = time.monotonic() - t0
+        check(rc == 0, f'publish MKV rc {rc}: {err[-300:]}')
+        media_s, wall_s = published_summary(out)
+        log(f'  MKV --realtime: {media_s} s of media in {wall_s} s (process {wall:.1f} s)')
+        check(media_s is not None and abs(media_s - 4.0) <= 0.3, f'published media {media_s} s of a 4 s file')
+        check(3.7 <= wall <= 20, f'--realtime took {wall:.1f} s for 4 s of media')
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not srv.records('recorder closed'):
+            time.sleep(0.1)
+        closed = srv.records('recorder closed')
+        check(closed, 'launcher: recorder closed')
+    files = [os.path.join(rec_dir, f) for f in sorted(os.listdir(rec_dir))] if os.path.isdir(rec_dir) else []
+    check(len(files) == 1, f'one recording: {files}')
+    if files:
+        info = ffprobe_info(files[0], count_frames=True)
+        log(f'  recording: {info["duration"]} s, {[(s["codec_name"], s["frames"]) for s in info["streams"]]}')
+        check(info['video'] and info['video']['codec_name'] == 'h264' and info['video']['width'] == WIDTH,
+              f'recording video {info["video"]}')
+        check(info['audio'] and info['audio']['codec_name'] == 'aac', f'recording audio {info["audio"]}')
+        check(info['duration'] is not None and abs(info['duration'] - 4.0) <= 0.5, f'recording duration {info["duration"]}')
+        check(info['video'] and info['video']['frames'] == 4 * FPS, f'recording video frames {info["video"]}')
+        rc, _, err = run(['ffmpeg', '-nostdin', '-hide_banner', '-v', 'error', '-i', files[0], '-f', 'null', '-'],
+                         timeout=60)
+        check(rc == 0 and not err.strip(), f'recording decode errors: rc {rc} {err[-300:]!r}')
+
+
+def test_publish_re_alias():
+    """-re is --realtime: 3 s of MP4 take about 3 s (against --no-realtime, which takes well under)."""
+    require('ffmpeg', cli_exe())
+    with Server() as srv:
+        rc, out, err = cli('publish', media(3), srv.url('live', 're'), '-re', timeout=30)
+        media_s, wall_s = published_summary(out)
+        check(rc == 0, f'-re publish rc {rc}: {err[-300:]}')
+        check(media_s is not None and media_s >= 2.8 and wall_s is not None and wall_s >= 2.7,
+              f'-re: {media_s} s of media in {wall_s} s')
+
+
+def test_exit_1_connect_rejected():
+    """The server rejects connect (gst-rtmp-server -on-connect answered 403): exit 1, one line
+    naming NetConnection.Connect.Rejected, for probe, play and publish."""
+    require(cli_exe(), launcher_exe())
+    with RefusingCallback() as cb, LauncherServer('-on-connect', f'http://127.0.0.1:{cb.port}/on_connect') as srv:
+        url = srv.url('live', 'x')
+        for args in (['probe', url], ['play', url, '-o', tmp_path('rejected.flv')], ['publish', media(5), url]):
+            rc, out, err = cli(*args, timeout=30)
+            check(rc == 1, f'{args[0]}: connect rejected rc {rc} (want 1)')
+            one_line_error(err, 'NetConnection.Connect.Rejected', args[0])
+        refused = [r for r in srv.records('connection closed') if r.get('reason') == 'connect not authorized']
+        check(len(refused) == 3, f'launcher refused 3 connects: {refused}')
+
+
 if __name__ == '__main__':
     main([
         test_help_and_usage,
@@ -527,4 +683,7 @@ if __name__ == '__main__':
         test_exit_6_unauthorized,
         test_exit_2_bad_input,
         test_exit_7_timeout,
+        test_publish_mkv_realtime_to_launcher,
+        test_publish_re_alias,
+        test_exit_1_connect_rejected,
     ])
