@@ -43,6 +43,7 @@ import socket
 import struct
 import sys
 import time
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rtmptest import check, have, log, main, skip, source_dir, stop_process, tmp_path  # noqa: E402
@@ -197,6 +198,93 @@ def test_stalled_player():
     check(not problems, 'good player: ' + '; '.join(problems))
     check(srv.stats.get('dropped', 0) > 0, f'the stalled player dropped nothing? stats {srv.stats}')
     measure(f'stalled_player: server stats {srv.stats}')
+
+
+# ------------------------------------------------------------ lagging player
+
+MAX_LAG_MS = 3000
+
+
+def test_lagging_player():
+    """A player that reads, but at a third of the stream's rate, never stalls
+    (the stall timeout is off) yet never catches up: it keeps overflowing its
+    queue and dropping to the next keyframe. --max-lag closes it; a good player
+    on the same stream gets every tag."""
+    seconds, vbytes = 12, 60_000  # ~1.5 MB/s of video
+    rate = 500_000                 # what the lagging player reads per second
+    media = synthetic_flv(tmp_path('lag.flv'), seconds, vbytes)
+    published = read_flv_tags(media)
+    srv = TestServer('--stall-timeout', 0, '--max-lag', MAX_LAG_MS, '--queue-bytes', QUEUE_BYTES,
+                     '--keep-players', 0, log_level='info', name='server-lag')
+    srv.start()
+    got = {'bytes': 0, 'eof_at': None}
+    try:
+        good_out = tmp_path('lag-good.flv')
+        good = start_player(srv.url('lag'), good_out, name='good-player')
+        lp = RawClient(srv.port, connect=False)
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.settimeout(5)
+        s.connect(('127.0.0.1', srv.port))
+        lp.sock = s
+        lp.handshake()
+        check(lp.connect() == '_result', 'lagging player: connect')
+        sid = lp.create_stream()
+        codes = lp.play(sid, 'lag')
+        check(codes[-1] == 'NetStream.Play.Start', f'lagging player: play {codes}')
+        t0 = time.monotonic()
+
+        def read_slowly():
+            s.settimeout(1)
+            while time.monotonic() - t0 < seconds + 20:
+                try:
+                    d = s.recv(8192)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+                if not d:
+                    got['eof_at'] = time.monotonic() - t0
+                    break
+                got['bytes'] += len(d)
+                time.sleep(len(d) / rate)
+
+        reader = threading.Thread(target=read_slowly, daemon=True)
+        reader.start()
+        pub = start_publisher(srv.url('lag'), media, name='lag-publisher')
+        closed_at = None
+        while pub.poll() is None and time.monotonic() - t0 < seconds + 15:
+            if closed_at is None and 'behind live' in srv.log():
+                closed_at = time.monotonic() - t0
+            time.sleep(0.25)
+        prc = wait_proc(pub, 5)
+        grc = wait_proc(good, 20)
+        if closed_at is None and wait_for(lambda: 'behind live' in srv.log(), 10):
+            closed_at = time.monotonic() - t0
+        reader.join(25)
+        lp.close()
+        stop_process(good)
+        check(srv.alive(), 'server died')
+        srv.stop()
+    finally:
+        if srv.proc is not None:
+            srv.stop()
+    measure(f'lagging_player: read {got["bytes"]} B at {rate} B/s, closed by --max-lag {MAX_LAG_MS} ms '
+            f'at {closed_at} s of a {seconds} s stream, socket EOF (after the kernel buffers) at '
+            f'{got["eof_at"]} s; server stats {srv.stats}')
+    check(prc == 0, f'publisher rc {prc}')
+    check(closed_at is not None, 'the lagging player was not closed (no "behind live" in the log)')
+    # Lagging starts with the first overflow (a 1 MiB queue at 1.5 MB/s in,
+    # 0.5 MB/s out: about 1 s), then --max-lag (3 s) with its 2 s of no drops
+    # before a player counts as caught up, then the 1 s timer tick: ~8 s here.
+    check(closed_at is not None and closed_at < seconds, f'closed only at {closed_at} s')
+    check(got['eof_at'] is not None, 'the lagging player socket never reached EOF')
+    check(srv.stats.get('slow_players_closed') == 1, f'slow_players_closed {srv.stats}')
+    check(srv.stats.get('dropped', 0) > 0, f'the lagging player dropped nothing? stats {srv.stats}')
+    check(grc == 0, f'good player rc {grc}')
+    played = read_flv_tags(good_out) if os.path.exists(good_out) else []
+    problems = compare_tags(published, played)
+    check(not problems, 'good player: ' + '; '.join(problems))
 
 
 # ------------------------------------------------------------ vanishing publisher
@@ -554,5 +642,5 @@ def test_fd_exhaustion():
 
 
 if __name__ == '__main__':
-    main([test_stalled_player, test_vanishing_publisher, test_timestamp_wrap, test_many_connections,
+    main([test_stalled_player, test_lagging_player, test_vanishing_publisher, test_timestamp_wrap, test_many_connections,
           test_announced_lengths, test_fd_exhaustion])

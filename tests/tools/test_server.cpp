@@ -5,7 +5,7 @@
 //   grtmp-test-server [--host H] [--port P] [--gop-cache 0|1] [--missing notfound|wait]
 //                     [--conflict reject|takeover] [--keep-players 0|1] [--chunk-size N]
 //                     [--max-connections N] [--max-message-size N] [--handshake-timeout MS]
-//                     [--idle-timeout MS] [--publisher-timeout MS] [--stall-timeout MS]
+//                     [--idle-timeout MS] [--publisher-timeout MS] [--stall-timeout MS] [--max-lag MS]
 //                     [--queue-bytes N] [--threads N] [--log-level L] [--stats-on-exit]
 //                     [--tls-port P --tls-cert F --tls-key F] [--no-plain] [--tokens FILE]
 //                     [--max-connections-per-ip N] [--max-streams N] [--max-players N]
@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
     else if (a == "--idle-timeout") cfg.idle_timeout_ms = std::stoul(next());
     else if (a == "--publisher-timeout") cfg.publisher_timeout_ms = std::stoul(next());
     else if (a == "--stall-timeout") cfg.player_stall_timeout_ms = std::stoul(next());
+    else if (a == "--max-lag") cfg.player_max_lag_ms = std::stoul(next());
     else if (a == "--queue-bytes") cfg.player_queue_max_bytes = std::stoull(next());
     else if (a == "--threads") cfg.loop_threads = std::stoul(next());
     else if (a == "--log-level") {
@@ -95,10 +96,11 @@ int main(int argc, char** argv) {
   auto s = server.stats();
   server.stop();
   if (stats_on_exit)
-    printf("STATS connections_total=%lu handshake_failures=%lu protocol_errors=%lu rejected=%lu bytes_in=%lu bytes_out=%lu dropped=%lu auth_denials=%lu tls_failures=%lu\n",
+    printf("STATS connections_total=%lu handshake_failures=%lu protocol_errors=%lu rejected=%lu bytes_in=%lu bytes_out=%lu dropped=%lu auth_denials=%lu tls_failures=%lu slow_players_closed=%lu\n",
            (unsigned long)s.connections_total, (unsigned long)s.handshake_failures, (unsigned long)s.protocol_errors,
            (unsigned long)s.rejected_connections, (unsigned long)s.bytes_in, (unsigned long)s.bytes_out,
-           (unsigned long)s.dropped_messages, (unsigned long)s.auth_denials, (unsigned long)s.tls_failures);
+           (unsigned long)s.dropped_messages, (unsigned long)s.auth_denials, (unsigned long)s.tls_failures,
+           (unsigned long)s.slow_players_closed);
   g_main_loop_unref(loop);
   return 0;
 }
