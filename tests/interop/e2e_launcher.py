@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -220,6 +221,117 @@ class Bg(threading.Thread):
         return self.result
 
 
+def amf0_value(b: bytes, i: int):
+    """One AMF0 value at b[i:]: (value, next offset). Enough for onMetaData."""
+    m = b[i]
+    i += 1
+    if m == 0x00:
+        return struct.unpack('>d', b[i:i + 8])[0], i + 8
+    if m == 0x01:
+        return b[i] != 0, i + 1
+    if m == 0x02:
+        n = struct.unpack('>H', b[i:i + 2])[0]
+        return b[i + 2:i + 2 + n].decode('utf-8', 'replace'), i + 2 + n
+    if m == 0x0c:
+        n = struct.unpack('>I', b[i:i + 4])[0]
+        return b[i + 4:i + 4 + n].decode('utf-8', 'replace'), i + 4 + n
+    if m in (0x05, 0x06):
+        return None, i
+    if m in (0x03, 0x08):
+        if m == 0x08:
+            i += 4
+        out = {}
+        while True:
+            n = struct.unpack('>H', b[i:i + 2])[0]
+            key = b[i + 2:i + 2 + n].decode('utf-8', 'replace')
+            i += 2 + n
+            if n == 0 and b[i] == 0x09:
+                return out, i + 1
+            out[key], i = amf0_value(b, i)
+    if m == 0x0a:
+        n = struct.unpack('>I', b[i:i + 4])[0]
+        i += 4
+        arr = []
+        for _ in range(n):
+            v, i = amf0_value(b, i)
+            arr.append(v)
+        return arr, i
+    raise ValueError(f'AMF0 marker {m:#x} at {i - 1}')
+
+
+def flv_first_tag_metadata(path: str):
+    """(type of the first tag after the FLV header, onMetaData dict or None)."""
+    with open(path, 'rb') as f:
+        data = f.read(1 << 20)
+    if len(data) < 13 + 11 or data[:3] != b'FLV':
+        return None, None
+    pos = struct.unpack('>I', data[5:9])[0] + 4
+    ttype = data[pos] & 0x1f
+    size = int.from_bytes(data[pos + 1:pos + 4], 'big')
+    if ttype != 18:
+        return ttype, None
+    body = data[pos + 11:pos + 11 + size]
+    name, i = amf0_value(body, 0)
+    if name == '@setDataFrame':
+        name, i = amf0_value(body, i)
+    if name != 'onMetaData':
+        return ttype, None
+    meta, _ = amf0_value(body, i)
+    return ttype, meta
+
+
+def check_recording_metadata(path: str, published_s: float, tol: float = 0.5, what: str = ''):
+    """The recording starts with onMetaData whose duration (patched at close) matches the published
+    duration and whose filesize is the file's size; ffprobe agrees. Returns the metadata."""
+    ttype, meta = flv_first_tag_metadata(path)
+    log(f'{what}: first tag {ttype}, onMetaData {meta}')
+    check(ttype == 18 and isinstance(meta, dict), f'{what}: recording starts with onMetaData (first tag {ttype})')
+    meta = meta or {}
+    d = meta.get('duration')
+    check(isinstance(d, float) and abs(d - published_s) <= tol,
+          f'{what}: onMetaData duration {d}, published {published_s:.2f} s')
+    check(meta.get('filesize') == float(os.path.getsize(path)),
+          f'{what}: onMetaData filesize {meta.get("filesize")} vs {os.path.getsize(path)}')
+    info = ffprobe_info(path)
+    check(info['duration'] is not None and abs(info['duration'] - published_s) <= tol,
+          f'{what}: ffprobe duration {info["duration"]}, published {published_s:.2f} s')
+    return meta
+
+
+def iso_seconds(stamp: str) -> float:
+    """Seconds since the epoch of a log record's RFC 3339 time."""
+    from datetime import datetime
+    return datetime.fromisoformat(stamp.replace('Z', '+00:00')).timestamp()
+
+
+class StallServer(threading.Thread):
+    """Accepts TCP connections and never reads or writes (a stuck relay destination)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            c.setsockopt(__import__('socket').SOL_SOCKET, __import__('socket').SO_RCVBUF, 4096)
+            self.conns.append(c)
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
 # ---------------------------------------------------------------- tests
 
 def test_cli():
@@ -344,6 +456,7 @@ def test_publish_play_record():
             errs = decode_errors(rec)
             check(not errs, f'recording decode errors: {errs[:5]}')
             check(flv_flags(rec) == 0x05, f'recording FLV flags {flv_flags(rec):#x}')
+            check_recording_metadata(rec, 5.0, what='main recording')
             c = closed[0] if closed else {}
             check(c.get('file') == rec and c.get('size') == os.path.getsize(rec), f'recorder closed fields {c}')
             check(abs(c.get('duration', 0) - 5.0) <= 0.5, f"recorder closed duration {c.get('duration')}")
@@ -580,10 +693,275 @@ def test_relay_reconnect_and_shutdown():
     check(len(files) == 1 and ffprobe_info(files[0])['duration'], f'recording while the relay flapped: {files}')
 
 
+def test_recording_metadata():
+    """Recordings start with onMetaData: the publisher's (ffmpeg) or, when it sent none
+    (-flvflags no_metadata), a synthesized one with the codec info; duration and filesize are
+    written when the file closes."""
+    require('ffmpeg', 'ffprobe')
+    with Launcher(name='meta', metrics=False) as l:
+        pubs = [ffmpeg_publish(l.url('live', 'withmeta'), media('av', 5.0)),
+                ffmpeg_publish(l.url('live', 'nometa'), media('av', 4.0), extra_args=['-flvflags', 'no_metadata']),
+                ffmpeg_publish(l.url('live', 'nometaaudio'), media('a', 3.0), extra_args=['-flvflags', 'no_metadata'])]
+        for p in pubs:
+            check(wait_exit(p, 30) == 0, f'publisher rc: {p.cmd}')
+        for name, seconds in (('withmeta', 5.0), ('nometa', 4.0), ('nometaaudio', 3.0)):
+            closed = l.wait_log('recorder closed', 10, stream_key=f'live/{name}')
+            check(closed, f'{name}: recorder closed')
+            c = closed[0] if closed else {}
+            check(c.get('metadata_finalized') is True, f'{name}: metadata_finalized {c}')
+            check(c.get('metadata_synthesized') is (name != 'withmeta'), f'{name}: metadata_synthesized {c}')
+            files = recordings(l, 'live', name)
+            check(len(files) == 1, f'{name}: recordings {files}')
+            if not files:
+                continue
+            meta = check_recording_metadata(files[0], seconds, what=name)
+            errs = decode_errors(files[0])
+            check(not errs, f'{name}: decode errors {errs[:5]}')
+            info = ffprobe_info(files[0])
+            codecs = [s['codec_name'] for s in info['streams']]
+            if name == 'withmeta':
+                # ffmpeg's own onMetaData is kept (its encoder tag, not ours).
+                check(meta.get('encoder', '').startswith('Lavf'), f'publisher metadata kept: {meta}')
+                check(sorted(codecs) == ['aac', 'h264'], f'{name}: codecs {codecs}')
+            elif name == 'nometa':
+                check(meta.get('encoder') == 'gst-rtmp-server', f'synthesized metadata: {meta}')
+                check(meta.get('videocodecid') == 7.0 and meta.get('audiocodecid') == 10.0, f'codec ids {meta}')
+                check(meta.get('width') == 320.0 and meta.get('height') == 240.0, f'size {meta}')
+                check(meta.get('audiosamplerate') == 44100.0 and meta.get('stereo') is False, f'audio (mono) {meta}')
+                check(sorted(codecs) == ['aac', 'h264'], f'{name}: codecs {codecs}')
+                check(flv_flags(files[0]) == 0x05, f'{name}: FLV flags {flv_flags(files[0]):#x}')
+            else:
+                check('videocodecid' not in meta and meta.get('audiocodecid') == 10.0, f'audio-only metadata {meta}')
+                check(codecs == ['aac'], f'{name}: codecs {codecs}')
+
+
+def test_flag_forms_and_log_level():
+    """go-rtmp's flag forms: --listen v, -flag=value, -record-all true|false; -log-level warn hides INFO."""
+    require('ffmpeg', 'ffprobe')
+    exe = launcher_path()
+    for form, record in ((['-record-all', 'true'], True), (['-record-all=false'], False), (['--record-all=true'], True)):
+        l = Launcher(record=False, metrics=True, name='flags')
+        rec_dir = l.record_dir
+        # A relay to a closed port: WARN lines ("relay failed") that must show, INFO ones that must not.
+        l.args = [exe, '--listen', f'127.0.0.1:{l.port}', '-log-level=warn', f'--metrics-addr=127.0.0.1:{l.mport}',
+                  '-relay-to', f'rtmp://127.0.0.1:{free_port()}/live'] + form + ['-record-dir', rec_dir]
+        with l:
+            pub = ffmpeg_publish(l.url('live', 'flags'), media('av', 3.0))
+            # The recorder starts once the sequence headers are in: wait for the codecs (and a
+            # moment more), then the stream's recording flag must be what the flag said.
+            last, codecs_at = None, None
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                s = [x for x in l.stats()['streams'] if x['key'] == 'live/flags']
+                if s and s[0]['video_codec']:
+                    last = s[0]
+                    codecs_at = codecs_at or time.monotonic()
+                    if last['recording'] or time.monotonic() - codecs_at > 1.5:
+                        break
+                time.sleep(0.1)
+            check(last, f'{form}: /stats listed the stream with its codecs')
+            if last:
+                check(last['recording'] is record, f'{form}: /stats recording {last}')
+            check(wait_exit(pub, 20) == 0, f'{form}: publisher rc')
+            time.sleep(1.0)
+        check(l.rc == 0, f'{form}: launcher rc {l.rc}')
+        recs = l.records()
+        low = [r for r in recs if r.get('level') in ('DEBUG', 'INFO')]
+        log(f'{form}: {len(recs)} log lines at -log-level=warn, {len(low)} below WARN')
+        check(not low, f'{form}: -log-level warn printed INFO/DEBUG lines: {low[:3]}')
+        check([r for r in recs if r.get('msg') == 'relay failed' and r.get('level') == 'WARN'],
+              f'{form}: -log-level warn still prints WARN lines (relay failed)')
+        files = glob.glob(os.path.join(rec_dir, '*.flv'))
+        if record:
+            check(len(files) == 1, f'{form}: one recording: {files}')
+            if files:
+                check(not decode_errors(files[0]), f'{form}: decode errors')
+        else:
+            check(not files, f'{form}: no recording expected: {files}')
+    # At info level the same run logs INFO lines (the filter is what removed them above).
+    with Launcher('-log-level', 'info', record=False, metrics=False, name='infolevel') as l:
+        check(l.wait_log('server started', 5), '-log-level info: server started')
+        check(not [r for r in l.records() if r.get('level') == 'DEBUG'], '-log-level info: no DEBUG lines')
+
+
+def wait_signal_finalizes(sig, name: str):
+    """A looping publish; `sig` after ~4 s: exit 0, the recording is finalized and its duration
+    (metadata and ffprobe) is the published one within 0.5 s."""
+    require('ffmpeg', 'ffprobe')
+    l = Launcher(name=name, metrics=False)
+    l.start()
+    pub = ffmpeg_publish(l.url('live', 'test'), media('av', 5.0), loop=True)
+    try:
+        started = l.wait_log('publish started', 10)
+        check(started, 'publish started')
+        check(l.wait_log('recorder initialized', 10), 'recorder initialized')
+        time.sleep(4.0)
+        t_sig = time.time()
+        l.signal(sig)
+        rc = l.wait(10)
+        took = time.time() - t_sig
+        # -re sends in real time from the publish on: what reached the server is the time from
+        # "publish started" to the signal.
+        published = t_sig - iso_seconds(started[0]['time']) if started else 0
+        log(f'{sig.name}: exit {rc} in {took:.2f} s, published {published:.2f} s')
+        check(rc == 0, f'exit code after {sig.name}: {rc}')
+        check(took < 6, f'shutdown took {took:.1f} s')
+        check(l.find('signal received', signal=sig.name), f'log: signal received {sig.name}')
+        check(l.find('shutdown complete'), 'log: shutdown complete')
+        closed = l.find('recorder closed')
+        check(closed and closed[0].get('reason') == 'shutdown' and closed[0].get('metadata_finalized') is True,
+              f'recorder closed on {sig.name}: {closed}')
+    finally:
+        stop_process(pub)
+        l.stop()
+    files = recordings(l)
+    check(len(files) == 1, f'recordings {files}')
+    if files:
+        check_recording_metadata(files[0], published, what=sig.name)
+        info = ffprobe_info(files[0])
+        check(info['video'] and info['video']['codec_name'] == 'h264' and info['audio']
+              and info['audio']['codec_name'] == 'aac', f'codecs after {sig.name}: {info["streams"]}')
+        errs = decode_errors(files[0])
+        check(not errs, f'decode errors after {sig.name}: {errs[:5]}')
+
+
+def test_sigint_finalizes_recording():
+    wait_signal_finalizes(signal.SIGINT, 'sigint')
+
+
+def test_sigterm_recording_duration():
+    wait_signal_finalizes(signal.SIGTERM, 'sigterm-dur')
+
+
+def test_stats_and_log_events():
+    """/stats players is exactly the number playing (2, then 0); bytes_out, uptime, relay state and
+    grtmp_relay_up; the log has publish stopped, subscriber removed, cached sequence headers and
+    conn_id/remote/stream_key on the publish lines."""
+    require('ffmpeg')
+    with Nginx() as ngx:
+        relay_url = f'rtmp://127.0.0.1:{ngx.port}/live'
+        with Launcher('-relay-to', relay_url, name='stats') as l:
+            pub = ffmpeg_publish(l.url('live', 'st'), media('av', 10.0))
+            check(l.wait_log('publish started', 10), 'publish started')
+            t_pub = time.monotonic()
+            check(l.wait_log('relay connected', 10, url=f'{relay_url}/st'), 'relay connected')
+            players = [Bg(ffmpeg_decode, l.url('live', 'st'), timeout=20, duration=4) for _ in range(2)]
+            check(len(l.wait_log('subscriber added', 10, count=2, stream_key='live/st')) == 2, 'two subscribers added')
+            time.sleep(0.5)
+            st = l.stats()
+            elapsed = time.monotonic() - t_pub
+            s = next((x for x in st['streams'] if x['key'] == 'live/st'), None)
+            log('stats with 2 players:', json.dumps(s), json.dumps(st['relays']))
+            check(s and s['players'] == 2, f'/stats players with 2 playing: {s}')
+            check(s and abs(s['uptime_s'] - elapsed) <= 1.0, f'/stats uptime_s {s and s["uptime_s"]} vs {elapsed:.1f}')
+            check(st['server']['bytes_out'] > 0, f"/stats bytes_out {st['server']['bytes_out']}")
+            check(st['server']['handshake_failures'] == 0, f"/stats handshake_failures {st['server']['handshake_failures']}")
+            rel = [r for r in st['relays'] if r['stream_key'] == 'live/st']
+            check(len(rel) == 1 and rel[0]['state'] == 'connected' and rel[0]['url'] == f'{relay_url}/st',
+                  f'/stats relays {rel}')
+            m = l.metrics()
+            up = [v for k, v in m.items() if k.startswith('grtmp_relay_up{') and 'live/st' in k]
+            check(up == [1.0], f'grtmp_relay_up {up}')
+            check(m.get('grtmp_players') == 2, f"grtmp_players {m.get('grtmp_players')}")
+            check(m.get('grtmp_bytes_out_total', 0) > 0, 'grtmp_bytes_out_total')
+            for p in players:
+                r = p.get()
+                check(r['video_frames'] > 50 and not r['errors'], f'player {r["video_frames"]} {r["errors"][:3]}')
+            check(len(l.wait_log('subscriber removed', 10, count=2, stream_key='live/st')) == 2, 'two subscribers removed')
+            s = next((x for x in l.stats()['streams'] if x['key'] == 'live/st'), None)
+            check(s and s['players'] == 0, f'/stats players after the players left: {s}')
+            check(wait_exit(pub, 20) == 0, 'publisher rc')
+            stopped = l.wait_log('publish stopped', 10, stream_key='live/st')
+            check(l.wait_log('relay stopped', 10, url=f'{relay_url}/st'), 'relay stopped')
+            time.sleep(0.5)
+            rel = [r for r in l.stats()['relays'] if r['stream_key'] == 'live/st']
+            check(not rel or all(r['state'] == 'stopped' for r in rel), f'/stats relays after unpublish {rel}')
+            check(not [x for x in l.stats()['streams'] if x['key'] == 'live/st'], '/stats stream gone')
+    recs = l.records()
+    started = [r for r in recs if r.get('msg') == 'publish started' and r.get('stream_key') == 'live/st']
+    check(started and started[0].get('conn_id') and started[0].get('remote', '').startswith('127.0.0.1:'),
+          f'publish started fields {started[:1]}')
+    check(stopped and stopped[0].get('conn_id') == started[0].get('conn_id') and stopped[0].get('bytes_in'),
+          f'publish stopped fields {stopped[:1]}')
+    for msg in ('cached video sequence header', 'cached audio sequence header'):
+        c = [r for r in recs if r.get('msg') == msg and r.get('stream_key') == 'live/st']
+        check(c and c[0].get('conn_id') == started[0].get('conn_id'), f'log "{msg}": {c[:1]}')
+    removed = [r for r in recs if r.get('msg') == 'subscriber removed' and r.get('stream_key') == 'live/st']
+    check(len(removed) == 2 and all(r.get('conn_id') and r.get('remote') for r in removed), f'subscriber removed {removed}')
+
+
+def test_relay_one_stream_per_destination():
+    """-relay-to with an explicit stream name relays the first stream published while it is free;
+    a second live stream is logged "relay skipped" (no BadName retry loop); once the first leaves,
+    the next publish takes the destination."""
+    require('ffmpeg')
+    with Nginx() as ngx:
+        fixed = f'rtmp://127.0.0.1:{ngx.port}/live/fixed'
+        with Launcher('-relay-to', fixed, name='onedest', metrics=True) as l:
+            a = ffmpeg_publish(l.url('live', 'a'), media('av', 6.0))
+            check(l.wait_log('relay connected', 10, url=fixed, stream_key='live/a'), 'live/a relayed to fixed')
+            b = ffmpeg_publish(l.url('live', 'b'), media('av', 4.0))
+            skipped = l.wait_log('relay skipped', 10, stream_key='live/b')
+            check(skipped and skipped[0].get('level') == 'WARN' and skipped[0].get('url') == fixed
+                  and 'live/a' in skipped[0].get('reason', ''), f'relay skipped for live/b: {skipped}')
+            r = ffmpeg_decode(ngx.url('live', 'fixed'), timeout=20, duration=1.5)
+            check(r['video_frames'] > 10 and not r['errors'], f'nginx live/fixed: {r["video_frames"]} {r["errors"][:3]}')
+            rel = l.stats()['relays']
+            check([x['stream_key'] for x in rel] == ['live/a'], f'/stats relays: {rel}')
+            check(wait_exit(b, 20) == 0 and wait_exit(a, 20) == 0, 'publishers rc')
+            check(not l.find('relay failed'), f'no relay failure: {l.find("relay failed")[:2]}')
+            check(l.wait_log('relay stopped', 10, url=fixed), 'relay stopped after live/a left')
+            time.sleep(1.0)
+            c = ffmpeg_publish(l.url('live', 'c'), media('av', 3.0))
+            check(l.wait_log('relay connected', 10, url=fixed, stream_key='live/c'), 'free again: live/c relayed')
+            check(wait_exit(c, 20) == 0, 'publisher c rc')
+
+
+def test_relay_stalled_destination():
+    """A destination that accepts TCP and never reads: the publisher, the players and the recording
+    are unaffected, and SIGTERM still exits promptly."""
+    require('ffmpeg', 'ffprobe')
+    stall = StallServer()
+    try:
+        dest = f'rtmp://127.0.0.1:{stall.port}/live'
+        l = Launcher('-relay-to', dest, name='stall')
+        l.start()
+        pub = ffmpeg_publish(l.url('live', 'stall'), media('av', 6.0))
+        try:
+            check(l.wait_log('relay started', 10, url=f'{dest}/stall'), 'relay started')
+            time.sleep(1.0)
+            check(stall.conns, 'the stalled destination got a connection')
+            d = ffmpeg_decode(l.url('live', 'stall'), timeout=20, duration=3)
+            check(d['video_frames'] > 50 and not d['errors'], f'direct player {d["video_frames"]} {d["errors"][:3]}')
+            rel = [r for r in l.stats()['relays'] if r['url'] == f'{dest}/stall']
+            check(rel and rel[0]['state'] != 'connected', f'/stats stalled relay {rel}')
+            check(wait_exit(pub, 20) == 0, 'publisher finished on time')
+            closed = l.wait_log('recorder closed', 10, stream_key='live/stall')
+            check(closed and closed[0].get('reason') == 'eos', f'recorder closed {closed}')
+            t = time.monotonic()
+            l.signal(signal.SIGTERM)
+            rc = l.wait(10)
+            took = time.monotonic() - t
+            log(f'SIGTERM with a stalled relay: rc {rc} in {took:.2f} s')
+            check(rc == 0 and took < 7, f'exit {rc} in {took:.1f} s')
+        finally:
+            stop_process(pub)
+            l.stop()
+    finally:
+        stall.close()
+    files = recordings(l, 'live', 'stall')
+    check(len(files) == 1, f'recording {files}')
+    if files:
+        check_recording_metadata(files[0], 6.0, what='stalled relay')
+        check(not decode_errors(files[0]), 'recording decodes without errors')
+
+
 if __name__ == '__main__':
     if not os.path.exists(launcher_path()):
         print(f'SKIP: launcher not built ({launcher_path()})')
         sys.exit(77)
     main([test_cli, test_publish_play_record, test_audio_video_only, test_sigterm_during_publish,
           test_kill9_leaves_playable_file, test_relay, test_chunk_size_and_concurrent_streams,
-          test_relay_reconnect_and_shutdown])
+          test_relay_reconnect_and_shutdown, test_recording_metadata, test_flag_forms_and_log_level,
+          test_sigint_finalizes_recording, test_sigterm_recording_duration, test_stats_and_log_events,
+          test_relay_one_stream_per_destination, test_relay_stalled_destination])
