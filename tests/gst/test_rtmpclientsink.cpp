@@ -75,7 +75,7 @@ class ClientSinkTest : public ::testing::Test {
     g_media = new Media(make_media(50));
   }
   void SetUp() override {
-    if (!g_media) GTEST_SKIP() << "x264enc/avenc_aac/flvmux missing";
+    if (!g_media) GRTMP_MISSING_PEER("x264enc/avenc_aac/flvmux");
     grtmp::ServerConfig cfg;
     cfg.host = "127.0.0.1";
     cfg.port = free_port();

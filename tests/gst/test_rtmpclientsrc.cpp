@@ -20,7 +20,7 @@ class ClientSrcTest : public ::testing::Test {
     g_media = new Media(make_media(50));
   }
   void SetUp() override {
-    if (!g_media) GTEST_SKIP() << "x264enc/avenc_aac/flvmux missing";
+    if (!g_media) GRTMP_MISSING_PEER("x264enc/avenc_aac/flvmux");
   }
   const Media& media() { return *g_media; }
 
@@ -86,7 +86,7 @@ TEST_F(ClientSrcTest, PlaysAStreamAsFlvTags) {
 }
 
 TEST_F(ClientSrcTest, DecodesThroughFlvdemuxAndAvdecH264) {
-  if (!have_elements({"flvdemux", "h264parse", "avdec_h264", "aacparse"})) GTEST_SKIP() << "flvdemux/avdec_h264 missing";
+  if (!have_elements({"flvdemux", "h264parse", "avdec_h264", "aacparse"})) GRTMP_MISSING_PEER("flvdemux/avdec_h264");
   auto server = start_server(/*keep_players=*/false);
   ASSERT_TRUE(server);
   auto pub = publisher(server->port(), "live/dec");

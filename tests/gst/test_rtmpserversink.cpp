@@ -81,7 +81,7 @@ class ServerSinkTest : public ::testing::Test {
     g_media = new Media(make_media(50));
   }
   void SetUp() override {
-    if (!g_media) GTEST_SKIP() << "x264enc/avenc_aac/flvmux missing";
+    if (!g_media) GRTMP_MISSING_PEER("x264enc/avenc_aac/flvmux");
   }
   void TearDown() override {
     if (h) gst_harness_teardown(h);

@@ -23,7 +23,7 @@ class ServerSrcTest : public ::testing::Test {
     g_media = new Media(make_media(50));
   }
   void SetUp() override {
-    if (!g_media) GTEST_SKIP() << "x264enc/avenc_aac/flvmux/avdec_h264 missing";
+    if (!g_media) GRTMP_MISSING_PEER("x264enc/avenc_aac/flvmux/avdec_h264");
   }
   const Media& media() { return *g_media; }
 };

@@ -125,7 +125,7 @@ class SecureTest : public ::testing::Test {
     if (have_elements({"x264enc", "avenc_aac", "flvmux", "appsink"})) g_media = new Media(make_media(25));
   }
   void SetUp() override {
-    if (!g_certs) GTEST_SKIP() << "openssl could not make a certificate";
+    if (!g_certs) GRTMP_MISSING_PEER("openssl (could not make a certificate)");
   }
   void TearDown() override {
     for (auto* e : elements) {
@@ -298,7 +298,7 @@ GstHarness* clientsink_harness(const std::string& location, const char* flags, G
 }
 
 TEST_F(SecureTest, ClientSinkPublishesOverRtmpsWithValidationOff) {
-  if (!g_media) GTEST_SKIP() << "x264enc/avenc_aac/flvmux missing";
+  if (!g_media) GRTMP_MISSING_PEER("x264enc/avenc_aac/flvmux");
   auto server = tls_server();
   ASSERT_TRUE(server);
   GstBus* bus = gst_bus_new();
@@ -343,7 +343,7 @@ TEST_F(SecureTest, ClientSinkDefaultFlagsRefuseASelfSignedCertificate) {
 }
 
 TEST_F(SecureTest, ClientSrcPlaysOverRtmps) {
-  if (!g_media) GTEST_SKIP() << "x264enc/avenc_aac/flvmux missing";
+  if (!g_media) GRTMP_MISSING_PEER("x264enc/avenc_aac/flvmux");
   auto server = tls_server();
   ASSERT_TRUE(server);
   auto pub = publisher(server->port(), "live/cp");
