@@ -29,7 +29,8 @@ GstStructure* server_stats_structure(const std::shared_ptr<Server>& server) {
                     st.players, "bytes-in", G_TYPE_UINT64, st.bytes_in, "bytes-out", G_TYPE_UINT64, st.bytes_out,
                     "dropped-messages", G_TYPE_UINT64, st.dropped_messages, "protocol-errors", G_TYPE_UINT64,
                     st.protocol_errors, "rejected-connections", G_TYPE_UINT64, st.rejected_connections, "auth-denials", G_TYPE_UINT64,
-                    st.auth_denials, "tls-failures", G_TYPE_UINT64, st.tls_failures, nullptr);
+                    st.auth_denials, "tls-failures", G_TYPE_UINT64, st.tls_failures, "slow-players-closed", G_TYPE_UINT64,
+                    st.slow_players_closed, nullptr);
   GValue array = G_VALUE_INIT;
   g_value_init(&array, GST_TYPE_ARRAY);
   for (const StreamInfo& i : streams) {

@@ -163,7 +163,8 @@ TEST_F(PluginTest, RtmpServerSrcProperties) {
   GstStructure* stats = nullptr;
   g_object_get(e, "stats", &stats, nullptr);
   ASSERT_NE(stats, nullptr);
-  for (const char* field : {"connections", "publishers", "players", "bytes-in", "bytes-out", "streams"})
+  for (const char* field : {"connections", "publishers", "players", "bytes-in", "bytes-out", "auth-denials", "tls-failures",
+                            "slow-players-closed", "streams"})
     EXPECT_TRUE(gst_structure_has_field(stats, field)) << field;
   gst_structure_free(stats);
   gst_object_unref(e);
