@@ -49,6 +49,12 @@ bool decode_metadata(const std::vector<uint8_t>& body, std::vector<amf0::Value>&
   return values.size() >= 2 && values[0].is_string() && values[0].string == "onMetaData";
 }
 
+// File offset of `key`'s double in a script tag body written at `tag_at`, or -1.
+int64_t file_offset(uint64_t tag_at, const std::vector<uint8_t>& body, const char* key) {
+  const int64_t at = number_offset(body, key);
+  return at < 0 ? -1 : int64_t(tag_at + flv::kTagHeaderSize) + at;
+}
+
 GstBuffer* script_tag_buffer(const std::vector<uint8_t>& body) {
   std::vector<uint8_t> tag = flv::encode_tag(flv::kTagScript, 0, body.data(), body.size());
   return gst_buffer_new_memdup(tag.data(), tag.size());
@@ -147,8 +153,8 @@ GstBuffer* RecordingMeta::process(GstBuffer* buf) {
       const amf0::Value* f = props.get("filesize");
       const bool complete = props.is_object_like() && d && d->is_number() && f && f->is_number();
       if (complete) {
-        duration_at_ = int64_t(offset_ + flv::kTagHeaderSize) + number_offset(body, "duration");
-        filesize_at_ = int64_t(offset_ + flv::kTagHeaderSize) + number_offset(body, "filesize");
+        duration_at_ = file_offset(offset_, body, "duration");
+        filesize_at_ = file_offset(offset_, body, "filesize");
         offset_ += size;
         return buf;
       }
@@ -163,8 +169,8 @@ GstBuffer* RecordingMeta::process(GstBuffer* buf) {
         GstBuffer* tag = script_tag_buffer(nb);
         gst_buffer_copy_into(tag, buf, GstBufferCopyFlags(GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_TIMESTAMPS), 0, -1);
         gst_buffer_unref(buf);
-        duration_at_ = int64_t(offset_ + flv::kTagHeaderSize) + number_offset(nb, "duration");
-        filesize_at_ = int64_t(offset_ + flv::kTagHeaderSize) + number_offset(nb, "filesize");
+        duration_at_ = file_offset(offset_, nb, "duration");
+        filesize_at_ = file_offset(offset_, nb, "filesize");
         offset_ += gst_buffer_get_size(tag);
         return tag;
       }
@@ -190,8 +196,8 @@ GstBuffer* RecordingMeta::process(GstBuffer* buf) {
   Bytes enc = amf0::encode_to_bytes({amf0::Value::make_string("onMetaData"), amf0::Value::make_ecma_array(std::move(p))});
   std::vector<uint8_t> nb(enc.data(), enc.data() + enc.size());
   GstBuffer* out = script_tag_buffer(nb);
-  duration_at_ = int64_t(offset_ + flv::kTagHeaderSize) + number_offset(nb, "duration");
-  filesize_at_ = int64_t(offset_ + flv::kTagHeaderSize) + number_offset(nb, "filesize");
+  duration_at_ = file_offset(offset_, nb, "duration");
+  filesize_at_ = file_offset(offset_, nb, "filesize");
   synthesized_ = true;
   gst_buffer_copy_into(out, buf, GstBufferCopyFlags(GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_TIMESTAMPS), 0, -1);
   out = gst_buffer_append(out, buf);
