@@ -27,11 +27,31 @@
 // raw bytes after an AvmPlus marker, so encode(decode(x)) == x for every
 // vector this decoder accepts.
 //
-// AvmPlus (0x11): the value that follows is AMF3, whose length is unknown
-// without an AMF3 parser. At the top level the decoder keeps everything from
-// after the marker to the end of the buffer in Value::string and consumes
-// it; inside an AMF0 container that is impossible (the container's end
-// could not be found), so it is reported as GRTMP_ERROR_UNSUPPORTED.
+// AvmPlus (0x11): one AMF3 value follows (AMF3 specification, Adobe, 2013),
+// then AMF0 again; Flash clients with objectEncoding 3 send command
+// arguments this way in type-17 messages. It is decoded into the AMF0 model:
+//   undefined, null, false, true -> Undefined, Null, Boolean
+//   integer (U29, sign-extended 29 bits), double -> Number
+//   string -> String (LongString past 65535 bytes, so it encodes as AMF0)
+//   xml-doc, xml -> XmlDocument;  date -> Date (time zone 0)
+//   array -> StrictArray when it has no associative part, else EcmaArray
+//            with the associative members then the dense ones keyed "0", "1", ...
+//   object -> Object, or TypedObject when its traits name a class; sealed
+//            members first, then dynamic ones
+//   byte array, vectors, dictionary, externalizable objects ->
+//            GRTMP_ERROR_UNSUPPORTED (no place for them in the model)
+// Reference tables (strings, objects, traits) are scoped to one 0x11
+// switch: each AMF3 value starts with empty tables. That is what an AMF0
+// stream with AMF3 values in it does on the wire (every switch is a new
+// AMF3 "message"), and a reference to a table entry that does not exist is
+// GRTMP_ERROR_MALFORMED. A reference becomes a copy of what it refers to:
+// the copies count towards max_total_values, max_depth and
+// max_amf3_copied, so a few reference bytes cannot stand for gigabytes. A
+// reference to an object still being decoded (a cycle) cannot be a tree:
+// GRTMP_ERROR_UNSUPPORTED.
+// Round trip: the decoded value keeps its wire bytes (Value::amf3), which
+// encode writes again while the value is unchanged, so encode(decode(x)) ==
+// x holds for AMF3 too; we never encode AMF3 otherwise.
 #include "grtmp/amf0.h"
 
 #include <algorithm>
@@ -211,14 +231,7 @@ class Decoder {
             "(only valid after an empty key inside an object)",
             start);
       case Marker::AvmPlus:
-        if (depth > 0)
-          return fail(GRTMP_ERROR_UNSUPPORTED,
-                      "AMF0 avmplus (AMF3) marker at offset %zu inside a container: its length "
-                      "is unknown without an AMF3 decoder",
-                      start);
-        out.string.assign(reinterpret_cast<const char*>(base_ + off), len_ - off);
-        off = len_;
-        return true;
+        return amf3_switch(off, out, depth);
       case Marker::MovieClip:
       case Marker::RecordSet:
         return malformed("AMF0 marker 0x%02x (%s) at offset %zu is reserved by the spec", m,
@@ -228,6 +241,401 @@ class Decoder {
   }
 
  private:
+  // ---- AMF3 (after an AvmPlus marker; see the top of the file) ----
+
+  enum : uint8_t {
+    kA3Undefined = 0x00,
+    kA3Null = 0x01,
+    kA3False = 0x02,
+    kA3True = 0x03,
+    kA3Integer = 0x04,
+    kA3Double = 0x05,
+    kA3String = 0x06,
+    kA3XmlDoc = 0x07,
+    kA3Date = 0x08,
+    kA3Array = 0x09,
+    kA3Object = 0x0a,
+    kA3Xml = 0x0b,
+    kA3ByteArray = 0x0c,
+    kA3VectorInt = 0x0d,
+    kA3VectorUint = 0x0e,
+    kA3VectorDouble = 0x0f,
+    kA3VectorObject = 0x10,
+    kA3Dictionary = 0x11,
+  };
+
+  // An object table entry (object, array, date, XML). Values are not kept in
+  // the table, which would copy every container once per enclosing level:
+  // the entry records where its value sits in the tree (the enclosing
+  // container's entry and the slot in it), found from the root on a
+  // reference. Only containers enclose values, and every container has an
+  // entry, so the chain always reaches the root.
+  struct A3Object {
+    int32_t parent;  // entry of the enclosing container, -1 for the root
+    uint32_t slot;   // index in the parent's properties or elements
+    bool element;    // slot is in elements (StrictArray), else properties
+    bool done;       // fully decoded: a reference to it can be copied
+  };
+  struct A3Traits {
+    std::string_view class_name;
+    bool dynamic;
+    std::vector<std::string_view> members;  // sealed member names
+  };
+  // Reference tables of one AMF3 value (one 0x11 switch).
+  struct A3Tables {
+    Value* root = nullptr;
+    std::vector<std::string_view> strings;  // into the buffer
+    std::vector<A3Object> objects;
+    std::vector<A3Traits> traits;
+  };
+  // Where a value being decoded goes, for its object table entry.
+  struct A3Slot {
+    int32_t parent;
+    uint32_t slot;
+    bool element;
+  };
+
+  // One AMF3 value at `off` (just after the 0x11 marker) into `out`, which
+  // the AvmPlus marker's value() call has already counted.
+  bool amf3_switch(size_t& off, Value& out, uint32_t depth) {
+    A3Tables t;
+    t.root = &out;
+    a3_ = &t;
+    const size_t begin = off;
+    const bool ok = a3_value(off, out, depth, A3Slot{-1, 0, false});
+    a3_ = nullptr;
+    if (!ok) return false;
+    auto src = std::make_shared<Amf3Source>();
+    src->bytes.assign(reinterpret_cast<const char*>(base_ + begin), off - begin);
+    src->decoded = out;
+    out.amf3 = std::move(src);
+    return true;
+  }
+
+  bool a3_value(size_t& off, Value& out, uint32_t depth, A3Slot where) {
+    if (where.parent >= 0 && ++total_ > limits_.max_total_values)
+      return limit("AMF3 value count exceeds max_total_values (%u) at offset %zu",
+                   limits_.max_total_values, off);
+    if (off >= len_) return truncated(off, "AMF3 value marker");
+    const size_t start = off;
+    const uint8_t m = base_[off++];
+    switch (m) {
+      case kA3Undefined:
+        out.type = Marker::Undefined;
+        return true;
+      case kA3Null:
+        out.type = Marker::Null;
+        return true;
+      case kA3False:
+      case kA3True:
+        out.type = Marker::Boolean;
+        out.boolean = m == kA3True;
+        return true;
+      case kA3Integer: {
+        uint32_t u;
+        if (!u29(off, u, "AMF3 integer")) return false;
+        // 29-bit two's complement: bit 28 is the sign.
+        out.type = Marker::Number;
+        out.number = (u & 0x10000000u) ? double(int32_t(u) - 0x20000000) : double(u);
+        return true;
+      }
+      case kA3Double:
+        out.type = Marker::Number;
+        return f64(off, out.number, "AMF3 double");
+      case kA3String: {
+        std::string_view s;
+        if (!a3_string(off, s, "AMF3 string", true)) return false;
+        out.type = s.size() > 0xffff ? Marker::LongString : Marker::String;
+        out.string.assign(s);
+        return true;
+      }
+      case kA3XmlDoc:
+      case kA3Xml: {
+        uint32_t h;
+        if (!u29(off, h, "AMF3 XML length")) return false;
+        if (!(h & 1)) return a3_reference(start, h >> 1, out, depth);
+        out.type = Marker::XmlDocument;
+        const char* p = nullptr;
+        if (!string_span(off, 0, h >> 1, p, "AMF3 XML")) return false;
+        out.string.assign(p, h >> 1);
+        return a3_register(where, true) >= 0;
+      }
+      case kA3Date: {
+        uint32_t h;
+        if (!u29(off, h, "AMF3 date")) return false;
+        if (!(h & 1)) return a3_reference(start, h >> 1, out, depth);
+        out.type = Marker::Date;
+        if (!f64(off, out.number, "AMF3 date")) return false;
+        return a3_register(where, true) >= 0;
+      }
+      case kA3Array:
+        return a3_array(start, off, out, depth, where);
+      case kA3Object:
+        return a3_object(start, off, out, depth, where);
+      case kA3ByteArray:
+      case kA3VectorInt:
+      case kA3VectorUint:
+      case kA3VectorDouble:
+      case kA3VectorObject:
+      case kA3Dictionary:
+        return fail(GRTMP_ERROR_UNSUPPORTED,
+                    "AMF3 %s (marker 0x%02x) at offset %zu is not supported (no AMF0 "
+                    "equivalent)",
+                    m == kA3ByteArray ? "byte array"
+                    : m == kA3Dictionary ? "dictionary"
+                                         : "vector",
+                    m, start);
+    }
+    return malformed("unknown AMF3 marker 0x%02x at offset %zu", m, start);
+  }
+
+  // U29: 1 to 4 bytes, 7 bits each with a continuation bit, the 4th all 8.
+  bool u29(size_t& off, uint32_t& v, const char* what) {
+    v = 0;
+    for (int i = 0; i < 3; i++) {
+      if (off >= len_) return truncated(off, what);
+      const uint8_t b = base_[off++];
+      v = (v << 7) | (b & 0x7f);
+      if (!(b & 0x80)) return true;
+    }
+    if (off >= len_) return truncated(off, what);
+    v = (v << 8) | base_[off++];
+    return true;
+  }
+
+  // UTF-8-vr: a string table reference or an inline string (added to the
+  // table unless empty). `counted`: a referenced string is copied into the
+  // tree (a string value, a member or class name), so it counts as copied.
+  bool a3_string(size_t& off, std::string_view& s, const char* what, bool counted) {
+    const size_t start = off;
+    uint32_t h;
+    if (!u29(off, h, what)) return false;
+    if (!(h & 1)) {
+      const uint32_t i = h >> 1;
+      if (i >= a3_->strings.size())
+        return malformed("AMF3 %s at offset %zu refers to string #%u, only %zu strings so far",
+                         what, start, i, a3_->strings.size());
+      s = a3_->strings[i];
+      return !counted || copied(s.size(), start);
+    }
+    const char* p = nullptr;
+    if (!string_span(off, 0, h >> 1, p, what)) return false;
+    s = std::string_view(p, h >> 1);
+    if (!s.empty()) a3_->strings.push_back(s);
+    return true;
+  }
+
+  // Adds a complex value to the object table; returns its index, or -1 on
+  // error (the table never gets more entries than values, which are bounded).
+  int32_t a3_register(A3Slot where, bool done) {
+    if (a3_->objects.size() >= size_t(INT32_MAX)) {
+      limit("AMF3 object table is full");
+      return -1;
+    }
+    a3_->objects.push_back(A3Object{where.parent, where.slot, where.element, done});
+    return int32_t(a3_->objects.size() - 1);
+  }
+
+  // An object reference: copies the referred value (complete, and fitting
+  // the limits) into `out`.
+  bool a3_reference(size_t start, uint32_t i, Value& out, uint32_t depth) {
+    if (i >= a3_->objects.size())
+      return malformed("AMF3 reference at offset %zu to object #%u, only %zu objects so far",
+                       start, i, a3_->objects.size());
+    if (!a3_->objects[i].done)
+      return fail(GRTMP_ERROR_UNSUPPORTED,
+                  "AMF3 reference at offset %zu to object #%u, which encloses it: a cycle "
+                  "cannot be represented",
+                  start, i);
+    // Walk up to the root, then down along the slots.
+    std::vector<uint32_t> chain;
+    for (int32_t e = int32_t(i); a3_->objects[e].parent >= 0; e = a3_->objects[e].parent)
+      chain.push_back(uint32_t(e));
+    const Value* v = a3_->root;
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+      const A3Object& o = a3_->objects[*it];
+      v = o.element ? &v->elements[o.slot] : &v->properties[o.slot].second;
+    }
+    size_t values = 0, bytes = 0;
+    uint32_t height = 0;
+    measure(*v, 0, values, height, bytes);
+    if (depth + height > limits_.max_depth)
+      return limit("AMF3 reference at offset %zu: nesting depth exceeds max_depth (%u)", start,
+                   limits_.max_depth);
+    // The reference itself was counted as one value.
+    if (values - 1 > limits_.max_total_values - std::min(total_, limits_.max_total_values))
+      return limit("AMF3 reference at offset %zu: value count exceeds max_total_values (%u)",
+                   start, limits_.max_total_values);
+    total_ += uint32_t(values - 1);
+    if (!copied(16 * values + bytes, start)) return false;
+    out = *v;
+    return true;
+  }
+
+  // Values, container height and string/key bytes of a subtree (bounded by
+  // the limits it was decoded under, so the recursion is too).
+  static void measure(const Value& v, uint32_t level, size_t& values, uint32_t& height,
+                      size_t& bytes) {
+    values++;
+    bytes += v.string.size();
+    if (!v.properties.empty() || !v.elements.empty() || v.type == Marker::Object ||
+        v.type == Marker::EcmaArray || v.type == Marker::StrictArray ||
+        v.type == Marker::TypedObject)
+      height = std::max(height, level + 1);
+    for (const auto& [k, c] : v.properties) {
+      bytes += k.size();
+      measure(c, level + 1, values, height, bytes);
+    }
+    for (const auto& c : v.elements) measure(c, level + 1, values, height, bytes);
+  }
+
+  bool copied(size_t n, size_t at) {
+    if (n > limits_.max_amf3_copied - std::min(copied_, size_t(limits_.max_amf3_copied)))
+      return limit("AMF3 references copy more than max_amf3_copied (%u) at offset %zu",
+                   limits_.max_amf3_copied, at);
+    copied_ += n;
+    return true;
+  }
+
+  // Checks a member count against max_elements and what is left (each
+  // member takes at least `min_bytes`).
+  bool a3_count(size_t start, size_t n, size_t off, size_t min_bytes, const char* what) {
+    if (n > limits_.max_elements)
+      return limit("AMF3 %s at offset %zu has %zu members, exceeds max_elements (%u)", what, start,
+                   n, limits_.max_elements);
+    if (n > (len_ - off) / min_bytes)
+      return malformed("AMF3 %s at offset %zu declares %zu members but only %zu bytes remain",
+                       what, start, n, len_ - off);
+    return true;
+  }
+
+  bool a3_array(size_t start, size_t& off, Value& out, uint32_t depth, A3Slot where) {
+    uint32_t h;
+    if (!u29(off, h, "AMF3 array")) return false;
+    if (!(h & 1)) return a3_reference(start, h >> 1, out, depth);
+    if (!enter(start, depth)) return false;
+    const uint32_t dense = h >> 1;
+    const int32_t self = a3_register(where, false);
+    if (self < 0) return false;
+    // The associative part: name/value pairs up to an empty name.
+    std::vector<Property>& props = out.properties;
+    for (;;) {
+      const size_t key_off = off;
+      std::string_view key;
+      if (!a3_string(off, key, "AMF3 array key", true)) return false;
+      if (key.empty()) break;
+      if (props.size() >= limits_.max_elements)
+        return limit("AMF3 array has more than max_elements (%u) members at offset %zu",
+                     limits_.max_elements, key_off);
+      props.emplace_back(std::piecewise_construct, std::forward_as_tuple(key),
+                         std::forward_as_tuple(Fresh{}));
+      if (!a3_value(off, props.back().second, depth + 1,
+                    A3Slot{self, uint32_t(props.size() - 1), false}))
+        return false;
+    }
+    if (!a3_count(start, size_t(dense) + props.size(), off, 1, "array")) return false;
+    if (props.empty()) {
+      out.type = Marker::StrictArray;
+      out.elements.reserve(dense);
+      for (uint32_t i = 0; i < dense; i++) {
+        out.elements.emplace_back(Fresh{});
+        if (!a3_value(off, out.elements.back(), depth + 1, A3Slot{self, i, true})) return false;
+      }
+    } else {
+      // Mixed: an ECMA array, the dense part keyed by its indexes as AMF0
+      // encoders write arrays.
+      out.type = Marker::EcmaArray;
+      props.reserve(props.size() + dense);
+      for (uint32_t i = 0; i < dense; i++) {
+        props.emplace_back(std::to_string(i), Fresh{});
+        if (!a3_value(off, props.back().second, depth + 1,
+                      A3Slot{self, uint32_t(props.size() - 1), false}))
+          return false;
+      }
+      out.ecma_count = uint32_t(props.size());
+    }
+    a3_->objects[self].done = true;
+    return true;
+  }
+
+  bool a3_object(size_t start, size_t& off, Value& out, uint32_t depth, A3Slot where) {
+    uint32_t h;
+    if (!u29(off, h, "AMF3 object")) return false;
+    if (!(h & 1)) return a3_reference(start, h >> 1, out, depth);
+    if (!enter(start, depth)) return false;
+    const int32_t self = a3_register(where, false);
+    if (self < 0) return false;
+    size_t ti;
+    bool traits_ref = false;
+    if (!(h & 2)) {
+      ti = h >> 2;
+      if (ti >= a3_->traits.size())
+        return malformed("AMF3 object at offset %zu refers to traits #%zu, only %zu so far",
+                         start, ti, a3_->traits.size());
+      traits_ref = true;
+    } else {
+      std::string_view cls;
+      if (!a3_string(off, cls, "AMF3 class name", true)) return false;
+      if (h & 4)
+        return fail(GRTMP_ERROR_UNSUPPORTED,
+                    "AMF3 object at offset %zu has externalizable traits (class '%.*s'): its "
+                    "body is class-specific and cannot be decoded",
+                    start, int(std::min<size_t>(cls.size(), 200)), cls.data());
+      const size_t sealed = h >> 4;
+      if (!a3_count(start, sealed, off, 1, "object traits")) return false;
+      A3Traits tr{cls, (h & 8) != 0, {}};
+      tr.members.reserve(sealed);
+      for (size_t i = 0; i < sealed; i++) {
+        std::string_view name;
+        if (!a3_string(off, name, "AMF3 sealed member name", true)) return false;
+        tr.members.push_back(name);
+      }
+      a3_->traits.push_back(std::move(tr));
+      ti = a3_->traits.size() - 1;
+    }
+    // Not a reference: the table may grow while members decode (nested
+    // objects with their own traits).
+    const std::string_view cls = a3_->traits[ti].class_name;
+    const bool dynamic = a3_->traits[ti].dynamic;
+    const size_t sealed = a3_->traits[ti].members.size();
+    if (traits_ref) {
+      size_t names = cls.size();
+      for (auto n : a3_->traits[ti].members) names += n.size();
+      if (!copied(names, start)) return false;
+      // Each sealed value takes at least a byte.
+      if (!a3_count(start, sealed, off, 1, "object")) return false;
+    }
+    out.type = cls.empty() ? Marker::Object : Marker::TypedObject;
+    out.string.assign(cls);
+    std::vector<Property>& props = out.properties;
+    props.reserve(sealed);
+    for (size_t i = 0; i < sealed; i++) {
+      props.emplace_back(std::piecewise_construct,
+                         std::forward_as_tuple(a3_->traits[ti].members[i]),
+                         std::forward_as_tuple(Fresh{}));
+      if (!a3_value(off, props.back().second, depth + 1, A3Slot{self, uint32_t(i), false}))
+        return false;
+    }
+    if (dynamic) {
+      for (;;) {
+        const size_t key_off = off;
+        std::string_view key;
+        if (!a3_string(off, key, "AMF3 dynamic member name", true)) return false;
+        if (key.empty()) break;
+        if (props.size() >= limits_.max_elements)
+          return limit("AMF3 object has more than max_elements (%u) members at offset %zu",
+                       limits_.max_elements, key_off);
+        props.emplace_back(std::piecewise_construct, std::forward_as_tuple(key),
+                           std::forward_as_tuple(Fresh{}));
+        if (!a3_value(off, props.back().second, depth + 1,
+                      A3Slot{self, uint32_t(props.size() - 1), false}))
+          return false;
+      }
+    }
+    a3_->objects[self].done = true;
+    return true;
+  }
+
   // Properties of an Object / EcmaArray / TypedObject, up to and including
   // the object end (empty key + 0x09).
   // `declared`: an ECMA array's count, 0 for objects.
@@ -385,12 +793,14 @@ class Decoder {
   // Checks a string of `n` bytes after a `hdr`-byte length at `off` against
   // max_string and the buffer, points `p` at its bytes and steps over it.
   bool string_span(size_t& off, size_t hdr, size_t n, const char*& p, const char* what) {
+    // AMF3 callers name their format themselves ("AMF3 string").
+    const char* amf = std::strncmp(what, "AMF3 ", 5) == 0 ? "" : "AMF0 ";
     if (n > limits_.max_string)
-      return limit("AMF0 %s at offset %zu is %zu bytes, exceeds max_string (%u)", what, off, n,
+      return limit("%s%s at offset %zu is %zu bytes, exceeds max_string (%u)", amf, what, off, n,
                    limits_.max_string);
     if (n > len_ - off - hdr)
-      return malformed("AMF0 %s at offset %zu claims %zu bytes but only %zu remain", what, off, n,
-                       len_ - off - hdr);
+      return malformed("%s%s at offset %zu claims %zu bytes but only %zu remain", amf, what, off,
+                       n, len_ - off - hdr);
     p = reinterpret_cast<const char*>(base_ + off + hdr);
     off += hdr + n;
     return true;
@@ -434,6 +844,8 @@ class Decoder {
   const Limits& limits_;
   GError** error_;
   uint32_t total_ = 0;
+  size_t copied_ = 0;         // AMF3: counted against max_amf3_copied
+  A3Tables* a3_ = nullptr;    // AMF3: the tables of the value being decoded
   size_t budget_;  // bytes left for reserving by declared counts (see the top)
 };
 
@@ -457,8 +869,13 @@ size_t properties_size(const std::vector<Property>& props) {
   return n;
 }
 
+// A value decoded from AMF3 and not changed since: its wire bytes are
+// written again after a 0x11 marker (see the top of the file).
+bool amf3_unchanged(const Value& v) { return v.amf3 && v.amf3->decoded == v; }
+
 // Must match write_value() byte for byte.
 size_t encoded_size(const Value& v) {
+  if (amf3_unchanged(v)) return 1 + v.amf3->bytes.size();
   switch (v.type) {
     case Marker::Number:
       return 1 + 8;
@@ -540,6 +957,9 @@ uint8_t* write_properties(const std::vector<Property>& props, uint8_t* p) {
 }
 
 uint8_t* write_value(const Value& v, uint8_t* p) {
+  if (amf3_unchanged(v))
+    return put_raw(put_u8(p, uint8_t(Marker::AvmPlus)), v.amf3->bytes.data(),
+                   v.amf3->bytes.size());
   switch (v.type) {
     case Marker::Number:
       return put_f64(put_u8(p, uint8_t(Marker::Number)), v.number);

@@ -5,11 +5,18 @@
 // ECMA array keeps its declared count). Limits bound nesting depth, element
 // counts and string lengths; each violation is a GRTMP_ERROR_LIMIT error
 // naming the limit.
+//
+// AMF3 after an AvmPlus marker (0x11, as type-17 commands from Flash clients
+// with objectEncoding 3 send it) decodes too, one AMF3 value per marker, into
+// the same Value model (an AMF3 object becomes an Object, an integer a
+// Number, ...); see amf0.cpp for the mapping. AMF3 is never encoded: a value
+// built or changed by the caller encodes as AMF0.
 #pragma once
 
 #include <glib.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,10 +45,13 @@ enum class Marker : uint8_t {
   RecordSet = 0x0e,  // reserved by the spec; decoded as an error
   XmlDocument = 0x0f,
   TypedObject = 0x10,
-  AvmPlus = 0x11,  // switch to AMF3: the rest of the value is AMF3, kept raw
+  AvmPlus = 0x11,  // switch to AMF3 for one value: decoded into the AMF0 types above,
+                   // so no decoded Value has this type (a built one encodes as 0x11
+                   // followed by Value::string, raw)
 };
 
 struct Value;
+struct Amf3Source;
 using Property = std::pair<std::string, Value>;
 
 struct Value {
@@ -51,13 +61,15 @@ struct Value {
   int16_t timezone = 0;         // Date (reserved, kept for byte-exact round trip)
   uint16_t reference = 0;       // Reference (index of an earlier complex value)
   std::string string;           // String, LongString, XmlDocument, TypedObject class name,
-                                // AvmPlus: the raw AMF3 bytes after the marker
-                                // (AMF3 lengths are unknown without an AMF3 parser, so a
-                                // top-level AvmPlus takes the rest of the buffer; inside
-                                // a container it is GRTMP_ERROR_UNSUPPORTED)
+                                // AvmPlus (built only): raw bytes written after the marker
   std::vector<Property> properties;  // Object, EcmaArray, TypedObject (in wire order)
   std::vector<Value> elements;       // StrictArray
   uint32_t ecma_count = 0;           // EcmaArray: the declared count as on the wire
+  // Set on a value decoded from AMF3 (after 0x11): its wire bytes and the
+  // value as decoded. While the value still equals what was decoded, encode
+  // writes those bytes again (byte-exact round trip); once changed, it
+  // encodes as AMF0. Ignored by operator==.
+  std::shared_ptr<const Amf3Source> amf3;
 
   static Value make_number(double v);
   static Value make_boolean(bool v);
@@ -91,15 +103,28 @@ struct Value {
   std::string to_string() const;
 };
 
+// What an AMF3-decoded value came from (see Value::amf3).
+struct Amf3Source {
+  std::string bytes;  // the AMF3 value after the 0x11 marker, as on the wire
+  Value decoded;      // the value as decoded (its own amf3 is empty)
+};
+
 struct Limits {
   uint32_t max_depth = 64;           // nested objects/arrays
   uint32_t max_elements = 65536;     // properties or elements in one container
   uint32_t max_string = 1u << 20;    // bytes in one string (LongString / XML too)
   uint32_t max_total_values = 1u << 20;  // values in one decode call
+  // AMF3 references (string, object and traits) copy what they refer to
+  // into the tree, so a few bytes can stand for a lot of data: this bounds
+  // the copies in one decode call, counting 16 per copied value plus the
+  // bytes of copied strings and keys.
+  uint32_t max_amf3_copied = 1u << 20;
 };
 
 // Decodes one value at `offset`, advancing it. Errors: GRTMP_ERROR_MALFORMED
-// (truncated, bad marker), GRTMP_ERROR_LIMIT (a limit above).
+// (truncated, bad marker, bad AMF3 reference), GRTMP_ERROR_LIMIT (a limit
+// above), GRTMP_ERROR_UNSUPPORTED (AMF3 byte arrays, vectors, dictionaries,
+// externalizable objects and cyclic references, which the model cannot hold).
 bool decode(const uint8_t* data, size_t len, size_t& offset, Value& out, const Limits& limits,
             GError** error);
 // Decodes values until the end of the buffer.

@@ -229,12 +229,14 @@ TEST(Amf0Golden, TypedObject) {
   EXPECT_EQ(t.get_number("y"), 2.0);
 }
 
-TEST(Amf0Golden, AvmPlusKeepsTheRestRaw) {
+TEST(Amf0Golden, AvmPlusDecodesTheAmf3String) {
   Buf b = read_golden("amf0/avmplus.bin");
   Value v = dec1(b);
-  EXPECT_EQ(v.type, Marker::AvmPlus);
-  EXPECT_EQ(v.string, std::string("\x06\x07" "foo", 5));
-  EXPECT_EQ(enc(v), b);
+  EXPECT_EQ(v.type, Marker::String);
+  EXPECT_EQ(v.string, "foo");
+  ASSERT_TRUE(v.amf3);
+  EXPECT_EQ(v.amf3->bytes, std::string("\x06\x07" "foo", 5));
+  EXPECT_EQ(enc(v), b);  // unchanged: the AMF3 bytes again
 }
 
 TEST(Amf0Golden, Nested) {
@@ -327,10 +329,6 @@ TEST(Amf0RoundTrip, EveryMarker) {
   to.string = "flex.messaging.io.ArrayCollection";
   to.properties.emplace_back("source", Value::make_strict_array());
   values.push_back(to);
-  Value avm = typed(Marker::AvmPlus);
-  avm.string = std::string("\x04\x7f", 2);
-  values.push_back(avm);  // last: consumes the rest of the buffer
-
   for (const auto& v : values) {
     SCOPED_TRACE(v.to_string());
     Buf b = enc(v);
@@ -344,6 +342,16 @@ TEST(Amf0RoundTrip, EveryMarker) {
   std::vector<Value> back;
   ASSERT_TRUE(decode_all(all.data(), all.size(), back, Limits(), nullptr));
   EXPECT_EQ(back, values);
+
+  // A built AvmPlus value writes its string raw after 0x11; it decodes as
+  // the AMF3 value that is (integer 127 here) and re-encodes the same.
+  Value avm = typed(Marker::AvmPlus);
+  avm.string = std::string("\x04\x7f", 2);
+  Buf b = enc(avm);
+  EXPECT_EQ(b, (Buf{0x11, 0x04, 0x7f}));
+  Value n = dec1(b);
+  EXPECT_EQ(n, Value::make_number(127));
+  EXPECT_EQ(enc(n), b);
 }
 
 TEST(Amf0RoundTrip, LongStringPromotion) {
@@ -467,15 +475,22 @@ TEST(Amf0Malformed, StrictArrayCountBeyondBuffer) {
   EXPECT_NE(f.message.find("1000"), std::string::npos);
 }
 
-TEST(Amf0Malformed, AvmPlusInsideContainerIsUnsupported) {
+TEST(Amf0Malformed, AvmPlusInsideContainerDecodes) {
   Buf b{0x03};
   put_key(b, "a");
   b.push_back(0x11);
-  b.push_back(0x01);
+  b.push_back(0x01);  // AMF3 null
+  put_key(b, "b");
+  b.push_back(0x05);  // AMF0 again
   put_end(b);
-  Failure f = dec_fail(b);
-  EXPECT_EQ(f.code, GRTMP_ERROR_UNSUPPORTED);
-  EXPECT_NE(f.message.find("offset 4"), std::string::npos) << f.message;
+  Value v = dec1(b);
+  ASSERT_EQ(v.type, Marker::Object);
+  ASSERT_EQ(v.properties.size(), 2u);
+  EXPECT_EQ(v.properties[0].second.type, Marker::Null);
+  EXPECT_TRUE(v.properties[0].second.amf3);
+  EXPECT_EQ(v.properties[1].second.type, Marker::Null);
+  EXPECT_FALSE(v.properties[1].second.amf3);
+  EXPECT_EQ(enc(v), b);
 }
 
 TEST(Amf0Malformed, DecodeOffsetChecks) {
@@ -513,7 +528,6 @@ TEST(Amf0Malformed, TruncationAtEveryOffset) {
     Buf b = read_golden(f);
     size_t skip = f.find("amf3_envelope") != std::string::npos ? 1 : 0;
     b.erase(b.begin(), b.begin() + skip);
-    const bool tail_is_raw = f.find("avmplus") != std::string::npos;
     // The offsets where a top-level value ends.
     std::vector<size_t> boundaries{0};
     for (size_t off = 0; off < b.size();) {
@@ -528,7 +542,6 @@ TEST(Amf0Malformed, TruncationAtEveryOffset) {
       bool ok = decode_all(prefix.data(), prefix.size(), vs, Limits(), &err);
       bool at_boundary =
           std::find(boundaries.begin(), boundaries.end(), cut) != boundaries.end();
-      if (tail_is_raw && cut >= 1) at_boundary = true;  // AvmPlus takes any rest
       EXPECT_EQ(ok, at_boundary) << "cut at " << cut << ": " << (err ? err->message : "");
       if (!ok) {
         ASSERT_NE(err, nullptr);
@@ -921,7 +934,10 @@ TEST(Amf0Value, ToString) {
   EXPECT_EQ(Value::make_ecma_array({{"w", Value::make_number(2)}}).to_string(), "ecma[1]{w: 2}");
   EXPECT_EQ(dec1(read_golden("amf0/typed_object.bin")).to_string(), "Point{x: 1, y: 2}");
   EXPECT_EQ(dec1(read_golden("amf0/reference.bin")).to_string(), "ref(1)");
-  EXPECT_EQ(dec1(read_golden("amf0/avmplus.bin")).to_string(), "amf3(5 bytes)");
+  EXPECT_EQ(dec1(read_golden("amf0/avmplus.bin")).to_string(), "\"foo\"");
+  Value avm = typed(Marker::AvmPlus);
+  avm.string = "abc";
+  EXPECT_EQ(avm.to_string(), "amf3(3 bytes)");
   EXPECT_EQ(Value::make_number(NAN).to_string(), "NaN");
   std::string big = Value::make_string(std::string(1000, 'x')).to_string();
   EXPECT_LT(big.size(), 300u);
