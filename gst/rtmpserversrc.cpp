@@ -57,6 +57,7 @@ enum {
   PROP_HANDSHAKE_TIMEOUT,
   PROP_IDLE_TIMEOUT,
   PROP_PUBLISHER_TIMEOUT,
+  PROP_MAX_LAG,
   PROP_MAX_CONNECTIONS,
   PROP_MAX_MESSAGE_SIZE,
   PROP_EOS_ON_UNPUBLISH,
@@ -612,6 +613,7 @@ static void gst_grtmp_server_src_set_property(GObject* object, guint prop_id, co
     case PROP_HANDSHAKE_TIMEOUT: s.config.handshake_timeout_ms = g_value_get_uint(value); break;
     case PROP_IDLE_TIMEOUT: s.config.idle_timeout_ms = g_value_get_uint(value); break;
     case PROP_PUBLISHER_TIMEOUT: s.config.publisher_timeout_ms = g_value_get_uint(value); break;
+    case PROP_MAX_LAG: s.config.player_max_lag_ms = g_value_get_uint(value); break;
     case PROP_MAX_CONNECTIONS: s.config.max_connections = g_value_get_uint(value); break;
     case PROP_MAX_MESSAGE_SIZE: s.config.max_message_size = g_value_get_uint(value); break;
     case PROP_EOS_ON_UNPUBLISH: s.eos_on_unpublish = g_value_get_boolean(value); break;
@@ -654,6 +656,7 @@ static void gst_grtmp_server_src_get_property(GObject* object, guint prop_id, GV
     case PROP_HANDSHAKE_TIMEOUT: g_value_set_uint(value, s.config.handshake_timeout_ms); break;
     case PROP_IDLE_TIMEOUT: g_value_set_uint(value, s.config.idle_timeout_ms); break;
     case PROP_PUBLISHER_TIMEOUT: g_value_set_uint(value, s.config.publisher_timeout_ms); break;
+    case PROP_MAX_LAG: g_value_set_uint(value, s.config.player_max_lag_ms); break;
     case PROP_MAX_CONNECTIONS: g_value_set_uint(value, s.config.max_connections); break;
     case PROP_MAX_MESSAGE_SIZE: g_value_set_uint(value, s.config.max_message_size); break;
     case PROP_EOS_ON_UNPUBLISH: g_value_set_boolean(value, s.eos_on_unpublish); break;
@@ -711,6 +714,11 @@ static void gst_grtmp_server_src_class_init(GstGrtmpServerSrcClass* klass) {
       g_param_spec_uint("publisher-timeout", "Publisher timeout",
                         "Milliseconds a publisher may send no media before it is dropped (0 = none)", 0, G_MAXUINT,
                         defaults.publisher_timeout_ms, rw);
+  properties[PROP_MAX_LAG] = g_param_spec_uint(
+      "max-lag", "Max player lag",
+      "Milliseconds an RTMP player may stay behind live (its queue never drained, or still dropping to keyframes) "
+      "before it is closed (0 = never)",
+      0, G_MAXUINT, defaults.player_max_lag_ms, rw);
   properties[PROP_MAX_CONNECTIONS] = g_param_spec_uint(
       "max-connections", "Max connections", "Connections accepted at once", 1, G_MAXUINT, defaults.max_connections, rw);
   properties[PROP_MAX_MESSAGE_SIZE] =

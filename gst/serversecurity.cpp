@@ -399,6 +399,7 @@ std::string differing_policies(const ServerConfig& wanted, const ServerConfig& r
   check("handshake-timeout", &ServerConfig::handshake_timeout_ms);
   check("idle-timeout", &ServerConfig::idle_timeout_ms);
   check("publisher-timeout", &ServerConfig::publisher_timeout_ms);
+  check("max-lag", &ServerConfig::player_max_lag_ms);
   check("max-connections", &ServerConfig::max_connections);
   check("max-message-size", &ServerConfig::max_message_size);
   return out;

@@ -188,6 +188,7 @@ grtmp::ServerConfig server_config(const Options& o) {
   c.handshake_timeout_ms = o.handshake_timeout_ms;
   c.idle_timeout_ms = o.idle_timeout_ms;
   c.publisher_timeout_ms = o.publisher_timeout_ms;
+  c.player_max_lag_ms = o.max_lag_ms;
   c.max_connections = o.max_connections;
   c.max_message_size = o.max_message_size;
   if (!o.tls_listen.empty()) {
@@ -413,6 +414,7 @@ int run(App* app) {
   set_prop(app->src, "handshake-timeout", std::to_string(o.handshake_timeout_ms), true);
   set_prop(app->src, "idle-timeout", std::to_string(o.idle_timeout_ms), true);
   set_prop(app->src, "publisher-timeout", std::to_string(o.publisher_timeout_ms), true);
+  set_prop(app->src, "max-lag", std::to_string(o.max_lag_ms), true);
   set_prop(app->src, "max-connections", std::to_string(o.max_connections), true);
   set_prop(app->src, "max-message-size", std::to_string(o.max_message_size), true);
   gst_bin_add(GST_BIN(app->pipeline), app->src);

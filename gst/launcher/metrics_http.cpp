@@ -102,6 +102,7 @@ std::string render_stats_json(const MetricsInput& in) {
   j += ",\"protocol_errors\":" + num(in.server.protocol_errors);
   j += ",\"auth_denials\":" + num(in.server.auth_denials);
   j += ",\"tls_failures\":" + num(in.server.tls_failures);
+  j += ",\"slow_players_closed\":" + num(in.server.slow_players_closed);
   j += ",\"dropped_messages\":" + num(t.dropped);
   j += ",\"recordings_active\":" + num(in.router.recordings_active);
   j += "},\"streams\":[";
@@ -181,6 +182,8 @@ std::string render_prometheus(const MetricsInput& in) {
          num(in.server.auth_denials));
   metric("grtmp_tls_failures_total", "counter", "RTMPS connections whose TLS handshake failed or was below TLS 1.2.",
          num(in.server.tls_failures));
+  metric("grtmp_slow_players_closed_total", "counter",
+         "Players closed for staying behind live (-max-lag) or not reading at all.", num(in.server.slow_players_closed));
   metric("grtmp_recordings_active", "gauge", "FLV recordings being written.", num(in.router.recordings_active));
   metric("grtmp_uptime_seconds", "gauge", "Seconds since the launcher started.", fixed(in.uptime_s, 3));
 

@@ -28,6 +28,7 @@ struct Options {
   uint32_t handshake_timeout_ms = 10000;
   uint32_t idle_timeout_ms = 60000;
   uint32_t publisher_timeout_ms = 15000;
+  uint32_t max_lag_ms = 30000;
   uint32_t max_connections = 10000;
   uint32_t max_message_size = 16u << 20;
 

@@ -347,7 +347,7 @@ def test_cli():
     for flag, default in [('listen', 'localhost:1935'), ('log-level', 'info'), ('record-all', 'false'),
                           ('record-dir', './recordings'), ('relay-to', None), ('chunk-size', '4096'),
                           ('version', None), ('metrics-addr', None), ('gop-cache', 'true'),
-                          ('handshake-timeout', '10s'), ('idle-timeout', '1m0s'), ('publisher-timeout', '15s'),
+                          ('handshake-timeout', '10s'), ('idle-timeout', '1m0s'), ('publisher-timeout', '15s'), ('max-lag', '30s'),
                           ('max-connections', '10000'), ('max-message-size', '16777216')]:
         entry = re.search(r'^  -' + re.escape(flag) + r'\b[^\n]*\n[^\n]*', out, re.M)
         check(entry, f'--help lists -{flag}')
@@ -856,6 +856,7 @@ def test_stats_and_log_events():
             check(s and abs(s['uptime_s'] - elapsed) <= 1.0, f'/stats uptime_s {s and s["uptime_s"]} vs {elapsed:.1f}')
             check(st['server']['bytes_out'] > 0, f"/stats bytes_out {st['server']['bytes_out']}")
             check(st['server']['handshake_failures'] == 0, f"/stats handshake_failures {st['server']['handshake_failures']}")
+            check(st['server'].get('slow_players_closed') == 0, f"/stats slow_players_closed {st['server']}")
             rel = [r for r in st['relays'] if r['stream_key'] == 'live/st']
             check(len(rel) == 1 and rel[0]['state'] == 'connected' and rel[0]['url'] == f'{relay_url}/st',
                   f'/stats relays {rel}')
@@ -864,6 +865,7 @@ def test_stats_and_log_events():
             check(up == [1.0], f'grtmp_relay_up {up}')
             check(m.get('grtmp_players') == 2, f"grtmp_players {m.get('grtmp_players')}")
             check(m.get('grtmp_bytes_out_total', 0) > 0, 'grtmp_bytes_out_total')
+            check(m.get('grtmp_slow_players_closed_total') == 0, 'grtmp_slow_players_closed_total')
             for p in players:
                 r = p.get()
                 check(r['video_frames'] > 50 and not r['errors'], f'player {r["video_frames"]} {r["errors"][:3]}')
