@@ -68,15 +68,20 @@ void write_be_double(uint8_t out[8], double v) {
 
 }  // namespace
 
-void RecordingMeta::set_caps(GstCaps* caps) {
-  if (!caps || gst_caps_get_size(caps) == 0) return;
-  const GstStructure* st = gst_caps_get_structure(caps, 0);
-  const GValue* arr = gst_structure_get_value(st, "streamheader");
-  if (!arr || !GST_VALUE_HOLDS_ARRAY(arr)) return;
+std::vector<std::vector<uint8_t>> streamheader_bytes(GstCaps* caps) {
+  std::vector<std::vector<uint8_t>> out;
+  if (!caps || gst_caps_get_size(caps) == 0) return out;
+  const GValue* arr = gst_structure_get_value(gst_caps_get_structure(caps, 0), "streamheader");
+  if (!arr || !GST_VALUE_HOLDS_ARRAY(arr)) return out;
   for (guint i = 0; i < gst_value_array_get_size(arr); i++) {
     const GValue* v = gst_value_array_get_value(arr, i);
-    if (!GST_VALUE_HOLDS_BUFFER(v)) continue;
-    std::vector<uint8_t> b = buffer_bytes(gst_value_get_buffer(v));
+    if (GST_VALUE_HOLDS_BUFFER(v)) out.push_back(buffer_bytes(gst_value_get_buffer(v)));
+  }
+  return out;
+}
+
+void RecordingMeta::set_caps(GstCaps* caps) {
+  for (const std::vector<uint8_t>& b : streamheader_bytes(caps)) {
     if (b.size() >= 13 && memcmp(b.data(), kFlvMarker, 3) == 0) {
       has_audio_ = b[4] & 0x04;
       has_video_ = b[4] & 0x01;

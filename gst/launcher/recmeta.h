@@ -19,7 +19,13 @@
 #include <cstdint>
 #include <string>
 
+#include <vector>
+
 namespace grtmp::launcher {
+
+// The bytes of each buffer in the caps' "streamheader" array (FLV header,
+// onMetaData and sequence-header tags), in order; empty without one.
+std::vector<std::vector<uint8_t>> streamheader_bytes(GstCaps* caps);
 
 class RecordingMeta {
  public:

@@ -64,28 +64,17 @@ std::string flow_text(GstFlowReturn ret) { return std::string("flow ") + gst_flo
 // Codec names from the caps' streamheader (FLV header, metadata, sequence
 // headers): a fallback when the registry has not named them.
 void codecs_from_caps(GstCaps* caps, std::string& video, std::string& audio) {
-  if (!caps || gst_caps_get_size(caps) == 0) return;
-  const GstStructure* st = gst_caps_get_structure(caps, 0);
-  const GValue* arr = gst_structure_get_value(st, "streamheader");
-  if (!arr || !GST_VALUE_HOLDS_ARRAY(arr)) return;
-  for (guint i = 0; i < gst_value_array_get_size(arr); i++) {
-    const GValue* v = gst_value_array_get_value(arr, i);
-    if (!GST_VALUE_HOLDS_BUFFER(v)) continue;
-    GstBuffer* buf = gst_value_get_buffer(v);
-    GstMapInfo map;
-    if (!gst_buffer_map(buf, &map, GST_MAP_READ)) continue;
-    if (map.size > 12 && (map.data[0] == 8 || map.data[0] == 9)) {
-      const uint8_t* data = map.data + 11;
-      size_t len = map.size - 11 >= 4 ? map.size - 11 - 4 : 0;
-      if (map.data[0] == 9 && video.empty()) {
-        grtmp::media::VideoInfo vi;
-        if (grtmp::media::inspect_video(data, len, vi)) video = grtmp::media::video_codec_name(vi);
-      } else if (map.data[0] == 8 && audio.empty()) {
-        grtmp::media::AudioInfo ai;
-        if (grtmp::media::inspect_audio(data, len, ai)) audio = grtmp::media::audio_codec_name(ai);
-      }
+  for (const std::vector<uint8_t>& b : streamheader_bytes(caps)) {
+    if (b.size() <= 12 || (b[0] != 8 && b[0] != 9)) continue;
+    const uint8_t* data = b.data() + 11;
+    size_t len = b.size() - 11 >= 4 ? b.size() - 11 - 4 : 0;
+    if (b[0] == 9 && video.empty()) {
+      grtmp::media::VideoInfo vi;
+      if (grtmp::media::inspect_video(data, len, vi)) video = grtmp::media::video_codec_name(vi);
+    } else if (b[0] == 8 && audio.empty()) {
+      grtmp::media::AudioInfo ai;
+      if (grtmp::media::inspect_audio(data, len, ai)) audio = grtmp::media::audio_codec_name(ai);
     }
-    gst_buffer_unmap(buf, &map);
   }
 }
 
