@@ -101,6 +101,23 @@ def synthetic_flv(path: str, seconds: float, video_bytes: int, fps: int = 25, go
 
 # ------------------------------------------------------------ stalled player
 
+def raw_player(port: int, name: str, rcvbuf: int, who: str) -> RawClient:
+    """A raw-socket player with a small receive buffer, playing `name`: the
+    test decides how (and whether) it reads."""
+    c = RawClient(port, connect=False)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(5)
+    s.connect(('127.0.0.1', port))
+    c.sock = s
+    c.handshake()
+    check(c.connect() == '_result', f'{who}: connect')
+    sid = c.create_stream()
+    codes = c.play(sid, name)
+    check(codes[-1] == 'NetStream.Play.Start', f'{who}: play {codes}')
+    return c
+
+
 QUEUE_BYTES = 1 << 20
 STALL_MS = 6000
 OUTPUT_HIGH_WATER = 256 * 1024  # ServerSession::kOutputHighWater
@@ -117,17 +134,8 @@ def test_stalled_player():
         good_out = tmp_path('stall-good.flv')
         good = start_player(srv.url('stall'), good_out, name='good-player')
         # The stalled player: tiny receive buffer, plays, then never reads.
-        st = RawClient(srv.port, connect=False)
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.settimeout(5)
-        s.connect(('127.0.0.1', srv.port))
-        st.sock = s
-        st.handshake()
-        check(st.connect() == '_result', 'stalled player: connect')
-        sid = st.create_stream()
-        codes = st.play(sid, 'stall')
-        check(codes[-1] == 'NetStream.Play.Start', f'stalled player: play {codes}')
+        st = raw_player(srv.port, 'stall', 4096, 'stalled player')
+        s = st.sock
         time.sleep(0.5)
         base_rss = srv.rss_kb()
         t0 = time.monotonic()
@@ -221,17 +229,8 @@ def test_lagging_player():
     try:
         good_out = tmp_path('lag-good.flv')
         good = start_player(srv.url('lag'), good_out, name='good-player')
-        lp = RawClient(srv.port, connect=False)
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-        s.settimeout(5)
-        s.connect(('127.0.0.1', srv.port))
-        lp.sock = s
-        lp.handshake()
-        check(lp.connect() == '_result', 'lagging player: connect')
-        sid = lp.create_stream()
-        codes = lp.play(sid, 'lag')
-        check(codes[-1] == 'NetStream.Play.Start', f'lagging player: play {codes}')
+        lp = raw_player(srv.port, 'lag', 16384, 'lagging player')
+        s = lp.sock
         t0 = time.monotonic()
 
         def read_slowly():
