@@ -1145,3 +1145,423 @@ TEST(Amf0Reserve, LyingCountsReserveNoMoreThanTheBufferCouldFill) {
     EXPECT_LE(reserved_bytes(v), b.size() / 3 * sizeof(Property) + 2 * depth * sizeof(Property));
   }
 }
+
+// ---------------------------------------------------------------------------
+// AMF3 after an AvmPlus marker (0x11): one AMF3 value per marker, decoded
+// into the AMF0 model; the wire bytes come back on an unchanged re-encode.
+
+namespace {
+// 0x11 followed by `amf3`.
+Buf a3(std::initializer_list<uint8_t> amf3) {
+  Buf b{0x11};
+  b.insert(b.end(), amf3);
+  return b;
+}
+// AMF3 UTF-8-vr inline string.
+void put_a3s(Buf& b, const std::string& s) {
+  EXPECT_LT(s.size(), 64u);
+  b.push_back(uint8_t((s.size() << 1) | 1));
+  b.insert(b.end(), s.begin(), s.end());
+}
+// Decodes `b` (one value), checks the byte-exact re-encode and returns it.
+Value a3dec(const Buf& b, const Limits& l = Limits()) {
+  Value v = dec1(b, l);
+  EXPECT_TRUE(v.amf3);
+  EXPECT_EQ(enc(v), b);
+  return v;
+}
+}  // namespace
+
+TEST(Amf3Decode, Scalars) {
+  EXPECT_EQ(a3dec(a3({0x00})).type, Marker::Undefined);
+  EXPECT_EQ(a3dec(a3({0x01})).type, Marker::Null);
+  EXPECT_EQ(a3dec(a3({0x02})), Value::make_boolean(false));
+  EXPECT_EQ(a3dec(a3({0x03})), Value::make_boolean(true));
+  EXPECT_EQ(a3dec(a3({0x05, 0xc0, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x18})),
+            Value::make_number(-3.141592653589793));
+  Value s = a3dec(a3({0x06, 0x0b, 'h', 0xc3, 0xa9, 'l', 'o'}));
+  EXPECT_EQ(s.type, Marker::String);
+  EXPECT_EQ(s.string, "h\xc3\xa9lo");
+  EXPECT_EQ(a3dec(a3({0x06, 0x01})), Value::make_string(""));
+  Value x = a3dec(a3({0x07, 0x09, '<', 'a', '/', '>'}));  // XMLDocument
+  EXPECT_EQ(x.type, Marker::XmlDocument);
+  EXPECT_EQ(x.string, "<a/>");
+  Value x2 = a3dec(a3({0x0b, 0x09, '<', 'b', '/', '>'}));  // E4X XML
+  EXPECT_EQ(x2.type, Marker::XmlDocument);
+  EXPECT_EQ(x2.string, "<b/>");
+  // Date: U29 flag 1, then ms since the epoch (1700000000000).
+  Value d = a3dec(a3({0x08, 0x01, 0x42, 0x78, 0xbc, 0xfe, 0x56, 0x80, 0x00, 0x00}));
+  EXPECT_EQ(d.type, Marker::Date);
+  EXPECT_EQ(d.number, 1700000000000.0);
+  EXPECT_EQ(d.timezone, 0);
+  // A long AMF3 string becomes a LongString, so it could encode as AMF0.
+  Buf big{0x11, 0x06, 0x80 | (140000 * 2 + 1) >> 14, 0x80 | (((140000 * 2 + 1) >> 7) & 0x7f),
+          (140000 * 2 + 1) & 0x7f};
+  big.resize(big.size() + 140000, 'z');
+  Value l = a3dec(big);
+  EXPECT_EQ(l.type, Marker::LongString);
+  EXPECT_EQ(l.string.size(), 140000u);
+}
+
+TEST(Amf3Decode, IntegersU29SignExtended) {
+  struct {
+    Buf b;
+    double v;
+  } cases[] = {
+      {a3({0x04, 0x00}), 0},
+      {a3({0x04, 0x7f}), 127},
+      {a3({0x04, 0x81, 0x00}), 128},
+      {a3({0x04, 0xff, 0x7f}), 16383},
+      {a3({0x04, 0x81, 0x80, 0x00}), 16384},
+      {a3({0x04, 0xff, 0xff, 0x7f}), 2097151},
+      {a3({0x04, 0x80, 0xc0, 0x80, 0x00}), 2097152},
+      {a3({0x04, 0xbf, 0xff, 0xff, 0xff}), 268435455},   // 2^28-1, the largest
+      {a3({0x04, 0xc0, 0x80, 0x80, 0x00}), -268435456},  // -2^28, the smallest
+      {a3({0x04, 0xff, 0xff, 0xff, 0xff}), -1},
+      {a3({0x04, 0xff, 0xff, 0xff, 0xfe}), -2},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.v);
+    EXPECT_EQ(a3dec(c.b), Value::make_number(c.v));
+  }
+}
+
+TEST(Amf3Decode, Arrays) {
+  // Dense only: a strict array.
+  Value s = a3dec(a3({0x09, 0x07, 0x01, 0x04, 0x01, 0x06, 0x03, 'a', 0x01}));
+  EXPECT_EQ(s, Value::make_strict_array({Value::make_number(1), Value::make_string("a"),
+                                         Value::make_null()}));
+  EXPECT_EQ(a3dec(a3({0x09, 0x01, 0x01})), Value::make_strict_array());
+  // Associative part: an ECMA array, dense members keyed by index after it.
+  Value e = a3dec(a3({0x09, 0x05, 0x03, 'k', 0x06, 0x03, 'v', 0x01, 0x04, 0x07, 0x02}));
+  ASSERT_EQ(e.type, Marker::EcmaArray);
+  EXPECT_EQ(e.ecma_count, 3u);
+  ASSERT_EQ(e.properties.size(), 3u);
+  EXPECT_EQ(e.get_string("k"), "v");
+  EXPECT_EQ(e.properties[1].first, "0");
+  EXPECT_EQ(e.get_number("0"), 7.0);
+  EXPECT_EQ(e.properties[2].first, "1");
+  EXPECT_EQ(e.get_boolean("1"), false);
+}
+
+TEST(Amf3Decode, ObjectsAndTraits) {
+  // Typed, sealed (not dynamic): class "P", members a and b.
+  Buf t = a3({0x0a, 0x23, 0x03, 'P', 0x03, 'a', 0x03, 'b', 0x04, 0x01, 0x02});
+  Value v = a3dec(t);
+  ASSERT_EQ(v.type, Marker::TypedObject);
+  EXPECT_EQ(v.string, "P");
+  ASSERT_EQ(v.properties.size(), 2u);
+  EXPECT_EQ(v.get_number("a"), 1.0);
+  EXPECT_EQ(v.get_boolean("b"), false);
+  // An array of two objects, the second by traits reference (#0), with a
+  // dynamic member named by string reference.
+  Buf r = a3({0x09, 0x05, 0x01,                                   // [ , ]
+              0x0a, 0x1b, 0x01, 0x03, 'x', 0x04, 0x01, 0x03, 'y', 0x04, 0x02, 0x01,
+              0x0a, 0x01, 0x04, 0x03, 0x00, 0x04, 0x04, 0x01});
+  // #0 traits: anonymous, dynamic, sealed [x]; strings: "x" #0, "y" #1.
+  // The second object: traits ref 0 (0x01), x = 3, dynamic "x" (ref 0) = 4.
+  Value a = a3dec(r);
+  ASSERT_EQ(a.type, Marker::StrictArray);
+  ASSERT_EQ(a.elements.size(), 2u);
+  EXPECT_EQ(a.elements[0], Value::make_object({{"x", Value::make_number(1)},
+                                               {"y", Value::make_number(2)}}));
+  EXPECT_EQ(a.elements[1], Value::make_object({{"x", Value::make_number(3)},
+                                               {"x", Value::make_number(4)}}));
+}
+
+TEST(Amf3Decode, References) {
+  // String reference as a value: ["ab", "ab"]; the empty string is never in
+  // the table, so ref 0 after "" and "ab" is "ab".
+  Value s = a3dec(a3({0x09, 0x07, 0x01, 0x06, 0x01, 0x06, 0x05, 'a', 'b', 0x06, 0x00}));
+  EXPECT_EQ(s, Value::make_strict_array({Value::make_string(""), Value::make_string("ab"),
+                                         Value::make_string("ab")}));
+  // Object reference: [{k: 1}, ref #1] (#0 is the array itself), also a
+  // date and an XML by reference (they are in the object table too).
+  Value o = a3dec(a3({0x09, 0x0d, 0x01, 0x0a, 0x0b, 0x01, 0x03, 'k', 0x04, 0x01, 0x01,
+                      0x0a, 0x02, 0x08, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x04,
+                      0x07, 0x03, 'x', 0x0b, 0x06}));
+  ASSERT_EQ(o.elements.size(), 6u);
+  EXPECT_EQ(o.elements[1], o.elements[0]);
+  EXPECT_EQ(o.elements[0], Value::make_object({{"k", Value::make_number(1)}}));
+  EXPECT_EQ(o.elements[3], o.elements[2]);
+  EXPECT_EQ(o.elements[2].type, Marker::Date);
+  EXPECT_EQ(o.elements[4].type, Marker::XmlDocument);
+  EXPECT_EQ(o.elements[4].string, "x");
+  EXPECT_EQ(o.elements[5], o.elements[4]);  // 0x0b 0x06: XML by ref #3
+  // A reference deep inside: [[{a: 1}], ref #2] copies the inner object.
+  Value d = a3dec(a3({0x09, 0x05, 0x01, 0x09, 0x03, 0x01, 0x0a, 0x0b, 0x01, 0x03, 'a', 0x04,
+                      0x01, 0x01, 0x0a, 0x04}));
+  EXPECT_EQ(d.elements[1], d.elements[0].elements[0]);
+}
+
+TEST(Amf3Decode, BadReferences) {
+  struct {
+    Buf b;
+    int code;
+    const char* what;
+  } cases[] = {
+      {a3({0x06, 0x00}), GRTMP_ERROR_MALFORMED, "string #0"},
+      {a3({0x0a, 0x00}), GRTMP_ERROR_MALFORMED, "object #0"},
+      {a3({0x08, 0x02}), GRTMP_ERROR_MALFORMED, "object #1"},
+      {a3({0x0a, 0x01}), GRTMP_ERROR_MALFORMED, "traits #0"},
+      // The array referring to itself: a cycle.
+      {a3({0x09, 0x03, 0x01, 0x09, 0x00}), GRTMP_ERROR_UNSUPPORTED, "cycle"},
+      {a3({0x0a, 0x0b, 0x01, 0x03, 's', 0x0a, 0x00, 0x01}), GRTMP_ERROR_UNSUPPORTED, "cycle"},
+  };
+  for (const auto& c : cases) {
+    Failure f = dec_fail(c.b);
+    EXPECT_EQ(f.code, c.code) << f.message;
+    EXPECT_NE(f.message.find(c.what), std::string::npos) << f.message;
+  }
+  // Tables belong to one switch: the second 0x11 cannot refer to the
+  // first one's "foo".
+  Buf two{0x11, 0x06, 0x07, 'f', 'o', 'o', 0x11, 0x06, 0x00};
+  Failure f = dec_fail(two);
+  EXPECT_EQ(f.code, GRTMP_ERROR_MALFORMED);
+  EXPECT_NE(f.message.find("offset 8"), std::string::npos) << f.message;  // the U29
+}
+
+TEST(Amf3Decode, UnsupportedMarkers) {
+  for (uint8_t m : {0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11}) {
+    SCOPED_TRACE(int(m));
+    Failure f = dec_fail(Buf{0x11, m, 0x03, 0x00});
+    EXPECT_EQ(f.code, GRTMP_ERROR_UNSUPPORTED);
+    EXPECT_NE(f.message.find("offset 1"), std::string::npos) << f.message;
+  }
+  EXPECT_NE(dec_fail(Buf{0x11, 0x0c, 0x03, 0x00}).message.find("byte array"), std::string::npos);
+  EXPECT_NE(dec_fail(Buf{0x11, 0x11, 0x01}).message.find("dictionary"), std::string::npos);
+  // Externalizable traits: the class decides the body.
+  Buf ext = a3({0x0a, 0x07});
+  put_a3s(ext, "flex.messaging.io.ArrayCollection");
+  ext.push_back(0x09);
+  Failure f = dec_fail(ext);
+  EXPECT_EQ(f.code, GRTMP_ERROR_UNSUPPORTED);
+  EXPECT_NE(f.message.find("externalizable"), std::string::npos) << f.message;
+  EXPECT_NE(f.message.find("ArrayCollection"), std::string::npos) << f.message;
+  // Past the last AMF3 marker: malformed.
+  Failure u = dec_fail(Buf{0x11, 0x12});
+  EXPECT_EQ(u.code, GRTMP_ERROR_MALFORMED);
+  EXPECT_NE(u.message.find("0x12"), std::string::npos) << u.message;
+}
+
+TEST(Amf3Decode, Truncated) {
+  for (const Buf& b : {Buf{0x11}, a3({0x04, 0x80}), a3({0x04, 0xff, 0xff, 0xff}),
+                       a3({0x05, 0, 0}), a3({0x06, 0x07, 'a'}), a3({0x08, 0x01, 0}),
+                       a3({0x09, 0x05, 0x01, 0x01}), a3({0x09, 0x01}),
+                       a3({0x0a, 0x0b, 0x01, 0x03, 'a'}), a3({0x0a, 0x13, 0x01, 0x03}),
+                       a3({0x0a, 0x13, 0x01, 0x03, 'a'})}) {
+    SCOPED_TRACE(b.size());
+    Failure f = dec_fail(b);
+    EXPECT_EQ(f.code, GRTMP_ERROR_MALFORMED) << f.message;
+  }
+  // A count the buffer cannot hold fails before reserving anything.
+  Failure f = dec_fail(a3({0x09, 0xbf, 0xff, 0xff, 0xff, 0x01}));
+  EXPECT_EQ(f.code, GRTMP_ERROR_LIMIT);  // 2^27 elements: max_elements first
+  Limits l;
+  l.max_elements = 0xffffffffu;
+  Failure g = dec_fail(a3({0x09, 0xbf, 0xff, 0xff, 0xff, 0x01}), l);
+  EXPECT_EQ(g.code, GRTMP_ERROR_MALFORMED);
+  EXPECT_NE(g.message.find("bytes remain"), std::string::npos) << g.message;
+}
+
+TEST(Amf3Decode, NestedInAnAmf0CommandArgument) {
+  // "cmd", 2, null, {info: 0x11 {code: "ok", n: [1]}}: AMF0 around AMF3.
+  Buf b{0x02, 0x00, 0x03, 'c', 'm', 'd', 0x00, 0x40, 0, 0, 0, 0, 0, 0, 0, 0x05, 0x03};
+  put_key(b, "info");
+  b.insert(b.end(), {0x11, 0x0a, 0x0b, 0x01, 0x09, 'c', 'o', 'd', 'e', 0x06, 0x05, 'o', 'k',
+                     0x03, 'n', 0x09, 0x03, 0x01, 0x04, 0x01, 0x01});
+  put_key(b, "after");
+  b.push_back(0x01);
+  b.push_back(0x01);
+  put_end(b);
+  std::vector<Value> vs;
+  GError* err = nullptr;
+  ASSERT_TRUE(decode_all(b.data(), b.size(), vs, Limits(), &err)) << err->message;
+  ASSERT_EQ(vs.size(), 4u);
+  const Value* info = vs[3].get("info");
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->get_string("code"), "ok");
+  ASSERT_NE(info->get("n"), nullptr);
+  EXPECT_EQ(*info->get("n"), Value::make_strict_array({Value::make_number(1)}));
+  EXPECT_EQ(vs[3].get_boolean("after"), true);
+  EXPECT_EQ(enc_all(vs), b);
+}
+
+TEST(Amf3Decode, ChangedValueEncodesAsAmf0) {
+  Buf b = a3({0x0a, 0x0b, 0x01, 0x03, 'a', 0x04, 0x05, 0x01});
+  Value v = a3dec(b);
+  Value copy = v;
+  EXPECT_EQ(enc(copy), b);  // copies share the source
+  v.set("b", Value::make_null());
+  Buf e = enc(v);
+  EXPECT_EQ(e[0], uint8_t(Marker::Object));
+  EXPECT_EQ(dec1(e), v);
+  copy.properties[0].second.number = 6;
+  EXPECT_EQ(dec1(enc(copy)).get_number("a"), 6.0);
+}
+
+TEST(Amf3Limits, DepthElementsStringsValues) {
+  Limits l;
+  l.max_depth = 3;
+  // An AMF3 array at AMF0 depth 2 is the third container.
+  Buf ok{0x0a, 0, 0, 0, 1, 0x0a, 0, 0, 0, 1, 0x11, 0x09, 0x03, 0x01, 0x01};
+  EXPECT_FALSE(dec_fail(ok, l).failed);
+  Buf deep = a3({0x09, 0x03, 0x01, 0x09, 0x03, 0x01, 0x09, 0x03, 0x01, 0x0a, 0x0b, 0x01, 0x01});
+  Failure f = dec_fail(deep, l);
+  EXPECT_EQ(f.code, GRTMP_ERROR_LIMIT);
+  EXPECT_NE(f.message.find("max_depth"), std::string::npos) << f.message;
+  // A reference copy counts its depth: [[[]], ref #1] fits 3, [[[]], [ref #1]] not.
+  EXPECT_FALSE(dec_fail(a3({0x09, 0x05, 0x01, 0x09, 0x03, 0x01, 0x09, 0x01, 0x01, 0x09, 0x02}),
+                        l).failed);
+  Failure r = dec_fail(a3({0x09, 0x05, 0x01, 0x09, 0x03, 0x01, 0x09, 0x01, 0x01, 0x09, 0x03,
+                           0x01, 0x09, 0x02}),
+                       l);
+  EXPECT_EQ(r.code, GRTMP_ERROR_LIMIT);
+  EXPECT_NE(r.message.find("max_depth"), std::string::npos) << r.message;
+
+  Limits e;
+  e.max_elements = 2;
+  EXPECT_FALSE(dec_fail(a3({0x09, 0x05, 0x01, 0x01, 0x01}), e).failed);
+  for (const Buf& b : {a3({0x09, 0x07, 0x01, 0x01, 0x01, 0x01}),
+                       a3({0x09, 0x03, 0x03, 'a', 0x01, 0x03, 'b', 0x01, 0x01, 0x01}),
+                       a3({0x0a, 0x33, 0x01, 0x03, 'a', 0x03, 'b', 0x03, 'c', 1, 1, 1}),
+                       a3({0x0a, 0x0b, 0x01, 0x03, 'a', 1, 0x03, 'b', 1, 0x03, 'c', 1, 0x01})}) {
+    Failure g = dec_fail(b, e);
+    EXPECT_EQ(g.code, GRTMP_ERROR_LIMIT) << g.message;
+    EXPECT_NE(g.message.find("max_elements"), std::string::npos) << g.message;
+  }
+
+  Limits s;
+  s.max_string = 3;
+  EXPECT_FALSE(dec_fail(a3({0x06, 0x07, 'a', 'b', 'c'}), s).failed);
+  for (const Buf& b : {a3({0x06, 0x09, 'a', 'b', 'c', 'd'}), a3({0x07, 0x09, 'a', 'b', 'c', 'd'}),
+                       a3({0x0a, 0x0b, 0x01, 0x09, 'a', 'b', 'c', 'd', 0x01, 0x01}),
+                       a3({0x0a, 0x03, 0x09, 'a', 'b', 'c', 'd'})}) {
+    Failure g = dec_fail(b, s);
+    EXPECT_EQ(g.code, GRTMP_ERROR_LIMIT) << g.message;
+    EXPECT_NE(g.message.find("max_string"), std::string::npos) << g.message;
+    EXPECT_NE(g.message.find("AMF3"), std::string::npos) << g.message;
+  }
+
+  Limits t;
+  t.max_total_values = 3;
+  EXPECT_FALSE(dec_fail(a3({0x09, 0x05, 0x01, 0x01, 0x01}), t).failed);
+  EXPECT_EQ(dec_fail(a3({0x09, 0x07, 0x01, 0x01, 0x01, 0x01}), t).code, GRTMP_ERROR_LIMIT);
+  // [[null], ref #1]: the copy is two more values.
+  Failure c = dec_fail(a3({0x09, 0x05, 0x01, 0x09, 0x03, 0x01, 0x01, 0x09, 0x02}), t);
+  EXPECT_EQ(c.code, GRTMP_ERROR_LIMIT);
+  EXPECT_NE(c.message.find("max_total_values"), std::string::npos) << c.message;
+}
+
+TEST(Amf3Limits, ReferencesCannotExplode) {
+  // One array of 2000 references to an earlier array of 1000 nulls: two
+  // million values from 5 kB.
+  Buf x{0x11, 0x09};
+  const uint32_t n = 2000;
+  x.push_back(uint8_t(0x80 | ((n * 2 + 1) >> 7)));
+  x.push_back(uint8_t((n * 2 + 1) & 0x7f));
+  x.push_back(0x01);
+  // Element 0: an array of 1000 nulls (#1); the rest refer to it.
+  x.insert(x.end(), {0x09, 0x8f, 0x51, 0x01});  // 1000 dense
+  x.insert(x.end(), 1000, 0x01);
+  for (uint32_t i = 1; i < n; i++) x.insert(x.end(), {0x09, 0x02});
+  const auto t0 = std::chrono::steady_clock::now();
+  Failure f = dec_fail(x);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_EQ(f.code, GRTMP_ERROR_LIMIT);
+  EXPECT_NE(f.message.find("max_amf3_copied"), std::string::npos) << f.message;
+  // Strings by reference count their bytes.
+  Limits l;
+  l.max_amf3_copied = 9;
+  Buf s = a3({0x09, 0x07, 0x01, 0x06, 0x0b, 'a', 'b', 'c', 'd', 'e', 0x06, 0x00, 0x06, 0x00});
+  Failure g = dec_fail(s, l);
+  EXPECT_EQ(g.code, GRTMP_ERROR_LIMIT);
+  EXPECT_NE(g.message.find("max_amf3_copied"), std::string::npos) << g.message;
+  l.max_amf3_copied = 10;  // two copies of 5 bytes fit
+  EXPECT_FALSE(dec_fail(s, l).failed);
+}
+
+TEST(Amf3Golden, SwitchObject) {
+  Buf b = read_golden("amf0/amf3_switch_object.bin");
+  Value v = dec1(b);
+  ASSERT_EQ(v.type, Marker::Object);
+  ASSERT_TRUE(v.amf3);
+  EXPECT_EQ(v.amf3->bytes.size(), b.size() - 1);
+  ASSERT_EQ(v.properties.size(), 8u);
+  // Sealed members first, then the dynamic ones in wire order.
+  const char* keys[] = {"app", "objectEncoding", "tcUrl", "n", "d", "list", "same", "s2"};
+  for (size_t i = 0; i < 8; i++) EXPECT_EQ(v.properties[i].first, keys[i]);
+  EXPECT_EQ(v.get_string("app"), "live");
+  EXPECT_EQ(v.get_number("objectEncoding"), 3.0);
+  EXPECT_EQ(v.get_string("tcUrl"), "rtmp://h/live");
+  EXPECT_EQ(v.get_number("n"), -1.0);
+  EXPECT_EQ(v.get_number("d"), 1.5);
+  const Value* list = v.get("list");
+  ASSERT_NE(list, nullptr);
+  ASSERT_EQ(list->type, Marker::StrictArray);
+  ASSERT_EQ(list->elements.size(), 2u);
+  for (const Value& p : list->elements) {
+    EXPECT_EQ(p.type, Marker::TypedObject);
+    EXPECT_EQ(p.string, "Point");
+  }
+  EXPECT_EQ(list->elements[0].get_number("x"), 1.0);
+  EXPECT_EQ(list->elements[0].get_number("y"), 2.0);
+  EXPECT_EQ(list->elements[1].get_number("x"), 3.0);  // by traits reference
+  EXPECT_EQ(list->elements[1].get_number("y"), 4.0);
+  ASSERT_NE(v.get("same"), nullptr);
+  EXPECT_EQ(*v.get("same"), list->elements[0]);  // object reference #2
+  EXPECT_EQ(v.get_string("s2"), "live");          // string reference #2
+  EXPECT_EQ(enc(v), b);
+}
+
+TEST(Amf3Golden, ConnectCommand) {
+  Buf b = read_golden("amf0/amf3_connect_command.bin");
+  std::vector<Value> vs;
+  GError* err = nullptr;
+  ASSERT_TRUE(decode_all(b.data(), b.size(), vs, Limits(), &err)) << err->message;
+  ASSERT_EQ(vs.size(), 4u);
+  EXPECT_EQ(vs[0], Value::make_string("connect"));
+  EXPECT_EQ(vs[1], Value::make_number(1));
+  const Value& o = vs[2];
+  ASSERT_EQ(o.type, Marker::Object);
+  EXPECT_TRUE(o.amf3);
+  EXPECT_EQ(o.properties.size(), 6u);
+  EXPECT_EQ(o.get_string("app"), "live");
+  EXPECT_EQ(o.get_string("flashVer"), "WIN 32,0,0,0");
+  EXPECT_EQ(o.get_string("tcUrl"), "rtmp://localhost/live");
+  EXPECT_EQ(o.get_boolean("fpad"), false);
+  EXPECT_EQ(o.get_number("capabilities"), 239.0);
+  EXPECT_EQ(o.get_number("objectEncoding"), 3.0);
+  ASSERT_EQ(vs[3].type, Marker::Object);
+  EXPECT_FALSE(vs[3].amf3);
+  EXPECT_EQ(vs[3].get_string("user"), "live");
+  EXPECT_TRUE(vs[3].get("user")->amf3);
+  EXPECT_EQ(enc_all(vs), b);
+}
+
+TEST(Amf3Property, RandomBytesAfterSwitchNeverCrash) {
+  std::mt19937 rng(1234);
+  const Buf seeds[] = {read_golden("amf0/amf3_switch_object.bin"),
+                       read_golden("amf0/amf3_connect_command.bin")};
+  for (int i = 0; i < 20000; i++) {
+    Buf b;
+    if (i % 2) {
+      b = seeds[i % 4 / 2];
+      for (int k = 0; k < 1 + int(rng() % 4); k++) b[rng() % b.size()] = uint8_t(rng());
+    } else {
+      b.push_back(0x11);
+      const size_t n = rng() % 24;
+      for (size_t k = 0; k < n; k++) b.push_back(uint8_t(rng() % 20));
+    }
+    std::vector<Value> vs;
+    if (decode_all(b.data(), b.size(), vs, Limits(), nullptr)) {
+      // Same length; not always the same bytes (an AMF0 boolean after the
+      // AMF3 value may be non-canonical), but the same values.
+      Buf e = enc_all(vs);
+      EXPECT_EQ(e.size(), b.size());
+      std::vector<Value> back;
+      ASSERT_TRUE(decode_all(e.data(), e.size(), back, Limits(), nullptr));
+      EXPECT_EQ(back, vs);
+    }
+  }
+}
