@@ -698,3 +698,27 @@ TEST(CommandParse, CloseStreamAndCheckBwRoundTrip) {
   EXPECT_EQ(payload(build_command("_checkbw", 3, amf0::Value::make_null(), {})),
             read_golden("command/checkbw.bin"));
 }
+
+// A Flash client with objectEncoding 3: a type-17 connect whose command
+// object is AMF3 after the AvmPlus marker (golden/amf0, hand-made).
+TEST(CommandParse, ConnectWithAmf3CommandObject) {
+  Buf body = read_golden("amf0/amf3_connect_command.bin");
+  for (bool envelope : {true, false}) {
+    SCOPED_TRACE(envelope);
+    Buf payload = body;
+    if (envelope) payload.insert(payload.begin(), 0x00);
+    Command c = parse(msg(kMsgCommandAmf3, payload));
+    EXPECT_EQ(c.name, "connect");
+    EXPECT_EQ(c.transaction_id, 1.0);
+    EXPECT_EQ(c.object.type, Marker::Object);
+    ConnectParams p;
+    GError* err = nullptr;
+    ASSERT_TRUE(parse_connect(c, p, &err)) << err->message;
+    EXPECT_EQ(p.app, "live");
+    EXPECT_EQ(p.tc_url, "rtmp://localhost/live");
+    EXPECT_EQ(p.flash_ver, "WIN 32,0,0,0");
+    EXPECT_EQ(p.object_encoding, 3.0);
+    ASSERT_EQ(c.args.size(), 1u);
+    EXPECT_EQ(c.args[0].get_string("user"), "live");
+  }
+}
