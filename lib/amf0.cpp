@@ -8,7 +8,7 @@
 // read, and no declared count reserves more than the buffer could hold.
 //
 // Allocation: each container's vector is reserved once, to size, instead of
-// reallocating and moving its 144-byte properties at every doubling.
+// reallocating and moving its 160-byte properties at every doubling.
 // - An ECMA array's or strict array's declared count is used if it fits a
 //   budget for the whole decode call: the buffer's length, where a property
 //   takes 3 bytes (key length and marker, the least it can be on the wire)
@@ -113,7 +113,7 @@ const char* marker_name(uint8_t m) {
 // Builds a Value to decode into, default-initialised member by member.
 // emplace_back(Fresh{}) constructs it in place through this conversion;
 // emplace_back() would value-initialise it instead, which GCC compiles to a
-// zero fill of all 112 bytes with `rep stos` (slow to start: 12 % of a
+// zero fill of all 128 bytes with `rep stos` (slow to start: 12 % of a
 // metadata decode) before storing the member initialisers anyway.
 struct Fresh {
   operator Value() const {
@@ -413,7 +413,7 @@ class Decoder {
     if (!(h & 1)) {
       const uint32_t i = h >> 1;
       if (i >= a3_->strings.size())
-        return malformed("AMF3 %s at offset %zu refers to string #%u, only %zu strings so far",
+        return malformed("%s at offset %zu refers to string #%u, only %zu strings so far",
                          what, start, i, a3_->strings.size());
       s = a3_->strings[i];
       return !counted || copied(s.size(), start);
@@ -533,7 +533,10 @@ class Decoder {
                     A3Slot{self, uint32_t(props.size() - 1), false}))
         return false;
     }
-    if (!a3_count(start, size_t(dense) + props.size(), off, 1, "array")) return false;
+    if (size_t(dense) + props.size() > limits_.max_elements)
+      return limit("AMF3 array at offset %zu has %zu members, exceeds max_elements (%u)", start,
+                   size_t(dense) + props.size(), limits_.max_elements);
+    if (!a3_count(start, dense, off, 1, "array")) return false;  // each element a byte at least
     if (props.empty()) {
       out.type = Marker::StrictArray;
       out.elements.reserve(dense);

@@ -1242,6 +1242,10 @@ TEST(Amf3Decode, Arrays) {
   EXPECT_EQ(e.get_number("0"), 7.0);
   EXPECT_EQ(e.properties[2].first, "1");
   EXPECT_EQ(e.get_boolean("1"), false);
+  // Only the dense part is still to come when the buffer is checked for it.
+  Value m = a3dec(a3({0x09, 0x03, 0x03, 'a', 0x01, 0x03, 'b', 0x01, 0x03, 'c', 0x01, 0x01, 0x02}));
+  EXPECT_EQ(m.ecma_count, 4u);
+  EXPECT_EQ(m.get_boolean("0"), false);
 }
 
 TEST(Amf3Decode, ObjectsAndTraits) {
