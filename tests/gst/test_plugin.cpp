@@ -293,6 +293,30 @@ TEST_F(PluginTest, CoexistsWithRtmpAndRtmp2Plugins) {
   gst_object_unref(grtmp);
 }
 
+// What playbin and gst_element_make_from_uri do with rtmp:// URIs: the
+// highest-ranked handler wins, so with GStreamer's rtmp2 (PRIMARY + 1) or
+// librtmp's rtmpsrc (PRIMARY) installed, our MARGINAL elements are never
+// picked behind a user's back; without them, ours serve the URI.
+TEST_F(PluginTest, UriLookupPrefersInstalledRtmpElements) {
+  const bool have_rtmp2 = gst_registry_check_feature_version(gst_registry_get(), "rtmp2src", 1, 0, 0);
+  const bool have_librtmp = gst_registry_check_feature_version(gst_registry_get(), "rtmpsrc", 1, 0, 0);
+  if (!have_rtmp2 && !have_librtmp) GRTMP_MISSING_PEER("rtmp2src/rtmpsrc");
+  for (GstURIType type : {GST_URI_SRC, GST_URI_SINK}) {
+    GstElement* e = gst_element_make_from_uri(type, "rtmp://127.0.0.1/live/x", nullptr, nullptr);
+    ASSERT_NE(e, nullptr);
+    GstElementFactory* f = gst_element_get_factory(e);
+    const std::string name = GST_OBJECT_NAME(f);
+    EXPECT_NE(name.rfind("rtmpclient", 0), 0u) << "rtmp:// resolved to our " << name;
+    EXPECT_GT(gst_plugin_feature_get_rank(GST_PLUGIN_FEATURE(f)), guint(GST_RANK_MARGINAL)) << name;
+    gst_object_unref(e);
+  }
+  // Asked for by name, ours take the URI.
+  GstElement* ours = gst_element_factory_make("rtmpclientsrc", nullptr);
+  ASSERT_NE(ours, nullptr);
+  EXPECT_TRUE(gst_uri_handler_set_uri(GST_URI_HANDLER(ours), "rtmp://127.0.0.1/live/x", nullptr));
+  gst_object_unref(ours);
+}
+
 // Runs gst-inspect-1.0 with the test environment.
 std::string inspect(const std::vector<std::string>& args, int& status) {
   std::vector<gchar*> argv;
