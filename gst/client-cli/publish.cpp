@@ -4,7 +4,8 @@
 //                       └─ aacparse / mpegaudioparse ─ queue ─┴─ flvmux streamable=true ! rtmpclientsink
 //
 // parsebin picks the demuxer (flvdemux, qtdemux, matroskademux, tsdemux,
-// ...); the parsers convert to what FLV carries (H.264 AVC, raw AAC).
+// ...); the parsers convert to what FLV carries (H.264 AVC, raw AAC), and
+// H.264 without decoding timestamps (Matroska) gets them after h264parse.
 // parsebin adds all the pads of a file before it lets data flow on any of
 // them, so flvmux has all its pads before it writes the FLV header (parsebin
 // does not signal no-more-pads: the first buffer on any pad says the same). Real-time pacing is
@@ -204,6 +205,96 @@ GstPadProbeReturn on_sink_data(GstPad*, GstPadProbeInfo* info, gpointer data) {
   return GST_PAD_PROBE_OK;
 }
 
+// ---------------------------------------------------------------- decoding timestamps
+
+// Matroska/WebM store no DTS: matroskademux gives H.264 with PTS only, and
+// with B-frames the PTS go back and forth in decoding order; flvmux then
+// takes PTS for DTS and writes tags whose timestamps go back (players warn
+// of non-monotonic DTS and misplace the B-frames). A probe after h264parse
+// derives the DTS without holding buffers:
+//
+//   DTS_i = max(PTS_i - D, DTS_(i-1) + 1 ms), the first one at least the segment start
+//
+// With D longer than the reorder span (an earlier-decoded frame presented at
+// most D before a later-decoded one) this is ≤ PTS_i, strictly increasing in
+// whole FLV milliseconds, and follows the frame rate. D is kReorderFrames
+// frames: enough for 3 B-frames with a B-pyramid.
+constexpr int kReorderFrames = 4;
+constexpr GstClockTime kDefaultFrameDuration = 40 * GST_MSECOND;
+
+struct DtsDeriver {
+  GstClockTime floor = 0;                     // the segment start
+  GstClockTime last = GST_CLOCK_TIME_NONE;    // the previous DTS
+  GstClockTime delay = GST_CLOCK_TIME_NONE;   // D, from the first buffer
+  bool have_segment = false;
+  GstSegment segment;                         // the one downstream sees
+};
+
+void derive_dts(GstPad* pad, DtsDeriver* d, GstBuffer* buf) {
+  if (GST_BUFFER_DTS_IS_VALID(buf) || !GST_BUFFER_PTS_IS_VALID(buf)) return;
+  if (!GST_CLOCK_TIME_IS_VALID(d->delay)) {
+    GstClockTime frame = kDefaultFrameDuration;
+    int num = 0, den = 0;
+    GstCaps* caps = gst_pad_get_current_caps(pad);
+    if (caps && gst_structure_get_fraction(gst_caps_get_structure(caps, 0), "framerate", &num, &den) && num > 0 &&
+        den > 0)
+      frame = gst_util_uint64_scale_int(GST_SECOND, den, num);
+    else if (GST_BUFFER_DURATION_IS_VALID(buf) && GST_BUFFER_DURATION(buf) > 0)
+      frame = GST_BUFFER_DURATION(buf);
+    if (caps) gst_caps_unref(caps);
+    d->delay = kReorderFrames * frame;
+  }
+  const gint64 pts = gint64(GST_BUFFER_PTS(buf));
+  gint64 dts = pts - gint64(d->delay);
+  if (GST_CLOCK_TIME_IS_VALID(d->last)) dts = std::max(dts, gint64(d->last + GST_MSECOND));
+  else dts = std::max(dts, gint64(d->floor));
+  GST_BUFFER_DTS(buf) = GstClockTime(dts);
+  d->last = GstClockTime(dts);
+}
+
+GstPadProbeReturn on_video_parsed(GstPad* pad, GstPadProbeInfo* info, gpointer data) {
+  auto* d = static_cast<DtsDeriver*>(data);
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    GstBuffer* buf = GST_PAD_PROBE_INFO_BUFFER(info);
+    if (GST_BUFFER_DTS_IS_VALID(buf) || !GST_BUFFER_PTS_IS_VALID(buf)) return GST_PAD_PROBE_OK;
+    buf = gst_buffer_make_writable(buf);
+    derive_dts(pad, d, buf);
+    info->data = buf;
+  } else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+    GstBufferList* list = gst_buffer_list_make_writable(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
+    for (guint i = 0; i < gst_buffer_list_length(list); i++) {
+      GstBuffer* buf = gst_buffer_copy(gst_buffer_list_get(list, i));
+      derive_dts(pad, d, buf);
+      gst_buffer_list_remove(list, i, 1);
+      gst_buffer_list_insert(list, gint(i), buf);
+    }
+    info->data = list;
+  } else if (GstEvent* ev = GST_PAD_PROBE_INFO_EVENT(info)) {
+    // matroskademux sends a segment starting at the first cluster, then,
+    // after a frame or two, one starting at 0 (no flush): the frames before
+    // it would go out early, out of order. Keep the first segment until a
+    // flush (a --loop pass), which starts over.
+    if (GST_EVENT_TYPE(ev) == GST_EVENT_FLUSH_STOP) {
+      d->last = GST_CLOCK_TIME_NONE;
+      d->have_segment = false;
+    } else if (GST_EVENT_TYPE(ev) == GST_EVENT_SEGMENT) {
+      const GstSegment* seg = nullptr;
+      gst_event_parse_segment(ev, &seg);
+      if (d->have_segment && seg->format == d->segment.format) {
+        GstEvent* again = gst_event_new_segment(&d->segment);
+        gst_event_set_seqnum(again, gst_event_get_seqnum(ev));
+        gst_event_unref(ev);
+        info->data = again;
+      } else {
+        gst_segment_copy_into(seg, &d->segment);
+        d->have_segment = true;
+        d->floor = seg->format == GST_FORMAT_TIME ? seg->start : 0;
+      }
+    }
+  }
+  return GST_PAD_PROBE_OK;
+}
+
 // ---------------------------------------------------------------- parsebin pads
 
 void on_no_more_pads(Publisher* p);
@@ -329,6 +420,14 @@ void on_pad_added(GstElement*, GstPad* pad, gpointer data) {
     gst_object_unref(muxpad);
   } else {
     ok = false;
+  }
+  if (parser && std::string(r.parser) == "h264parse") {
+    GstPad* parsed = gst_element_get_static_pad(parser, "src");
+    gst_pad_add_probe(parsed,
+                      GstPadProbeType(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST |
+                                      GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM | GST_PAD_PROBE_TYPE_EVENT_FLUSH),
+                      on_video_parsed, new DtsDeriver, [](gpointer d) { delete static_cast<DtsDeriver*>(d); });
+    gst_object_unref(parsed);
   }
   if (parser) gst_element_sync_state_with_parent(parser);
   gst_element_sync_state_with_parent(queue);
