@@ -1,5 +1,18 @@
 // publish: FILE -> RTMP without transcoding.
 //
+// An FLV file goes as it is, tag by tag (any codec, the file's onMetaData):
+//
+//   appsrc (video/x-flv, streamheader) ! rtmpclientsink
+//
+// FlvFile scans the tag headers; the streamheader is the FLV header, the
+// onMetaData tag and the first sequence headers; then one whole tag per
+// buffer with PTS = DTS = its timestamp (rebased to 0), pushed from appsrc's
+// need-data. --loop starts the tags over with timestamps after the end of
+// the previous pass (the header tags go again unflagged: rtmpclientsink
+// sends only the ones that changed, at the current time).
+//
+// Other containers are demuxed and remuxed:
+//
 //   filesrc ! parsebin ─┬─ h264parse ──────────────── queue ─┐
 //                       └─ aacparse / mpegaudioparse ─ queue ─┴─ flvmux streamable=true ! rtmpclientsink
 //
@@ -29,6 +42,8 @@
 
 #include "commands.h"
 #include "exitcode.h"
+#include "flvfile.h"
+#include "grtmp/flv.h"
 #include "progress.h"
 
 namespace grtmp::cli {
@@ -60,6 +75,13 @@ struct Publisher {
   GstElement* parsebin = nullptr;
   GstElement* mux = nullptr;
   GstElement* sink = nullptr;
+
+  // FLV input (appsrc's streaming thread, after the start).
+  std::unique_ptr<FlvFile> flv;
+  size_t flv_next = 0;          // the next tag
+  int64_t flv_offset_ms = 0;    // this pass's timestamps after the file's
+  bool flv_ended = false;
+  std::vector<GstBuffer*> flv_headers;  // to push first (owned until then)
 
   std::mutex mutex;  // branches' loop state, offset, looping, ignored, checked_streams
   std::vector<std::unique_ptr<Branch>> branches;
@@ -451,6 +473,104 @@ void on_no_more_pads(Publisher* p) {
   }
 }
 
+
+// ---------------------------------------------------------------- FLV input
+
+const char* kFlvErrorMessage = "grtmp-client-flv-error";
+
+// One whole tag (header + data + previous tag size) at `ts_ms`.
+GstBuffer* flv_tag_buffer(uint8_t type, int64_t ts_ms, const std::vector<uint8_t>& data) {
+  std::vector<uint8_t> tag = flv::encode_tag(type, uint32_t(ts_ms), data.data(), data.size());
+  GstBuffer* buf = gst_buffer_new_memdup(tag.data(), tag.size());
+  GST_BUFFER_PTS(buf) = GST_BUFFER_DTS(buf) = GstClockTime(ts_ms) * GST_MSECOND;
+  return buf;
+}
+
+// `video/x-flv, streamheader=<FLV header, onMetaData, sequence headers>`
+// (the form rtmpserversrc produces and rtmpclientsink reads); the same
+// buffers, flagged HEADER, go first in-band. nullptr on a read error.
+GstCaps* flv_streamheader(Publisher* p, std::vector<GstBuffer*>& headers, GError** error) {
+  auto h = flv::file_header(p->flv->has_audio(), p->flv->has_video());
+  headers.push_back(gst_buffer_new_memdup(h.data(), h.size()));
+  GST_BUFFER_PTS(headers.back()) = GST_BUFFER_DTS(headers.back()) = 0;
+  std::vector<uint8_t> data;
+  for (const FlvTag& t : p->flv->tags()) {
+    if (!t.header) continue;
+    if (!p->flv->read(t, data, error)) {
+      for (GstBuffer* b : headers) gst_buffer_unref(b);
+      headers.clear();
+      return nullptr;
+    }
+    headers.push_back(flv_tag_buffer(t.type, t.ts_ms - p->flv->first_ms(), data));
+  }
+  GstCaps* caps = gst_caps_new_empty_simple("video/x-flv");
+  GValue array = G_VALUE_INIT;
+  g_value_init(&array, GST_TYPE_ARRAY);
+  for (GstBuffer* b : headers) {
+    GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_HEADER);
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, GST_TYPE_BUFFER);
+    g_value_set_boxed(&v, b);
+    gst_value_array_append_and_take_value(&array, &v);
+  }
+  gst_structure_take_value(gst_caps_get_structure(caps, 0), "streamheader", &array);
+  return caps;
+}
+
+// appsrc wants data: push the next tags (up to kFlvPushBytes), starting
+// the file over with --loop, EOS at its end.
+constexpr size_t kFlvPushBytes = 256 * 1024;
+
+void on_need_data(GstElement* src, guint, gpointer data) {
+  auto* p = static_cast<Publisher*>(data);
+  if (p->flv_ended) return;
+  for (GstBuffer* b : p->flv_headers) {
+    GstFlowReturn ret;
+    g_signal_emit_by_name(src, "push-buffer", b, &ret);
+    gst_buffer_unref(b);
+  }
+  p->flv_headers.clear();
+  const auto& tags = p->flv->tags();
+  size_t pushed = 0;
+  std::vector<uint8_t> bytes;
+  while (pushed < kFlvPushBytes) {
+    if (p->flv_next == tags.size()) {
+      bool again;
+      {
+        std::lock_guard lock(p->mutex);
+        again = p->looping;
+        if (again) {
+          p->flv_offset_ms += p->flv->end_ms() - p->flv->first_ms();
+          p->pass_starts.push_back(p->flv_offset_ms * gint64(GST_MSECOND));
+        }
+      }
+      if (!again) {
+        p->flv_ended = true;
+        GstFlowReturn ret;
+        g_signal_emit_by_name(src, "end-of-stream", &ret);
+        return;
+      }
+      p->flv_next = 0;
+    }
+    const FlvTag& t = tags[p->flv_next++];
+    // The first pass's header tags went with the caps.
+    if (t.header && p->flv_offset_ms == 0) continue;
+    GError* err = nullptr;
+    if (!p->flv->read(t, bytes, &err)) {
+      p->flv_ended = true;
+      post_app(p, kFlvErrorMessage, err->message);
+      g_clear_error(&err);
+      return;
+    }
+    GstBuffer* buf = flv_tag_buffer(t.type, t.ts_ms - p->flv->first_ms() + p->flv_offset_ms, bytes);
+    pushed += gst_buffer_get_size(buf);
+    GstFlowReturn ret = GST_FLOW_OK;
+    g_signal_emit_by_name(src, "push-buffer", buf, &ret);
+    gst_buffer_unref(buf);
+    if (ret != GST_FLOW_OK) return;  // flushing: stopping
+  }
+}
+
 // ---------------------------------------------------------------- main loop
 
 void restart_input(Publisher* p) {
@@ -573,7 +693,7 @@ gboolean on_bus(GstBus*, GstMessage* msg, gpointer data) {
       const GstStructure* s = gst_message_get_structure(msg);
       if (gst_structure_has_name(s, kLoopMessage)) {
         restart_input(p);
-      } else if (gst_structure_has_name(s, kNoStreamsMessage)) {
+      } else if (gst_structure_has_name(s, kNoStreamsMessage) || gst_structure_has_name(s, kFlvErrorMessage)) {
         fail(p, kExitUsage, gst_structure_get_string(s, "text"));
       }
       break;
@@ -602,24 +722,48 @@ int run_publish(const Options& opts) {
   Publisher pub(opts);
   Publisher* p = &pub;
   p->looping = opts.loop;
-  GstElement* src = make_element("filesrc", "src");
-  p->parsebin = make_element("parsebin", "parse");
-  p->mux = make_element("flvmux", "mux");
   p->sink = make_element("rtmpclientsink", "sink");
-  if (!src || !p->parsebin || !p->mux || !p->sink) {
-    for (GstElement* e : {src, p->parsebin, p->mux, p->sink})
-      if (e) gst_object_unref(e);
-    return kExitOther;
-  }
-  g_object_set(src, "location", opts.file.c_str(), nullptr);
-  g_object_set(p->mux, "streamable", TRUE, nullptr);
+  if (!p->sink) return kExitOther;
   g_object_set(p->sink, "location", opts.url.c_str(), "sync", gboolean(opts.realtime), "timeout",
                guint(opts.timeout_s + 0.999), "reconnect", gboolean(opts.reconnect), nullptr);
   p->pipeline = gst_pipeline_new("publish");
-  gst_bin_add_many(GST_BIN(p->pipeline), src, p->parsebin, p->mux, p->sink, nullptr);
-  gst_element_link(src, p->parsebin);
-  gst_element_link(p->mux, p->sink);
-  g_signal_connect(p->parsebin, "pad-added", G_CALLBACK(on_pad_added), p);
+  gst_bin_add(GST_BIN(p->pipeline), p->sink);
+
+  if (FlvFile::looks_like_flv(opts.file)) {
+    p->flv = std::make_unique<FlvFile>();
+    GError* err = nullptr;
+    GstCaps* caps = p->flv->open(opts.file, &err) ? flv_streamheader(p, p->flv_headers, &err) : nullptr;
+    GstElement* src = caps ? make_element("appsrc", "src") : nullptr;
+    if (!src) {
+      if (err) print_error(std::string("cannot publish ") + err->message);
+      g_clear_error(&err);
+      if (caps) gst_caps_unref(caps);
+      for (GstBuffer* b : p->flv_headers) gst_buffer_unref(b);
+      gst_object_unref(p->pipeline);
+      return caps ? kExitOther : kExitUsage;
+    }
+    g_object_set(src, "caps", caps, "format", GST_FORMAT_TIME, "stream-type", 0 /* stream */, nullptr);
+    gst_caps_unref(caps);
+    g_signal_connect(src, "need-data", G_CALLBACK(on_need_data), p);
+    gst_bin_add(GST_BIN(p->pipeline), src);
+    gst_element_link(src, p->sink);
+  } else {
+    GstElement* src = make_element("filesrc", "src");
+    p->parsebin = make_element("parsebin", "parse");
+    p->mux = make_element("flvmux", "mux");
+    if (!src || !p->parsebin || !p->mux) {
+      for (GstElement* e : {src, p->parsebin, p->mux})
+        if (e) gst_object_unref(e);
+      gst_object_unref(p->pipeline);
+      return kExitOther;
+    }
+    g_object_set(src, "location", opts.file.c_str(), nullptr);
+    g_object_set(p->mux, "streamable", TRUE, nullptr);
+    gst_bin_add_many(GST_BIN(p->pipeline), src, p->parsebin, p->mux, nullptr);
+    gst_element_link(src, p->parsebin);
+    gst_element_link(p->mux, p->sink);
+    g_signal_connect(p->parsebin, "pad-added", G_CALLBACK(on_pad_added), p);
+  }
   GstPad* sinkpad = gst_element_get_static_pad(p->sink, "sink");
   gst_pad_add_probe(sinkpad, GstPadProbeType(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
                     on_sink_data, p, nullptr);
@@ -665,6 +809,7 @@ int run_publish(const Options& opts) {
     for (auto& b : p->branches) gst_object_unref(b->probe_pad);
     p->branches.clear();
   }
+  for (GstBuffer* b : p->flv_headers) gst_buffer_unref(b);
   gst_object_unref(p->pipeline);
   g_main_loop_unref(p->loop);
   return p->exit_code;
