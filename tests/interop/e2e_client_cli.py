@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end tests of gst-rtmp-client (gst/client-cli, docs/client.md).
 
-publish (MP4 H.264/AAC, --loop) to grtmp-test-server and nginx-rtmp, read
+publish (MP4 H.264/AAC, FLV as it is incl. Enhanced RTMP HEVC, MKV with B-frames, --loop) to
+grtmp-test-server, gst-rtmp-server and nginx-rtmp, read
 back with ffmpeg; play -o with --duration checked with ffprobe; probe --json
 checked against the generated stream; every error exit code provoked.
 """
@@ -10,6 +11,7 @@ import json
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -238,27 +240,246 @@ def test_publish_other_containers():
         check(rc == 0 and 2.7 <= dt <= 15, f'realtime publish rc {rc} in {dt:.1f}s (3 s of media)')
 
 
-def test_publish_loop():
-    """--loop: one connection, timestamps keep increasing across passes."""
-    require('ffmpeg', cli_exe())
+def publish_loop(fmt):
     with Server() as srv:
         url = srv.url('live', 'loop')
-        pub = cli_spawn('publish', media(2), url, '--loop')
+        pub = cli_spawn('publish', media(2, fmt), url, '--loop')
         try:
             time.sleep(0.5)
             r = ffmpeg_decode(url, timeout=30, duration=6)
         finally:
             rc, err = stop_process(pub, sig=2)  # SIGINT: stops cleanly
-        log(f'  loop: decoded {r["video_frames"]} video, {r["audio_frames"]} audio frames, errors {r["errors"][:3]}')
+        log(f'  {fmt} loop: decoded {r["video_frames"]} video, {r["audio_frames"]} audio frames, errors {r["errors"][:3]}')
         check(rc == 0, f'loop publisher rc {rc} after SIGINT: {err[-300:]}')
-        check(r['video_frames'] >= 6 * FPS * 0.8, f'loop: {r["video_frames"]} video frames in 6 s of a 2 s file')
-        check(not r['errors'], f'loop: decode errors {r["errors"][:3]}')
+        check(r['video_frames'] >= 6 * FPS * 0.8, f'{fmt} loop: {r["video_frames"]} video frames in 6 s of a 2 s file')
+        check(not r['errors'], f'{fmt} loop: decode errors {r["errors"][:3]}')
         for idx, s in r['streams'].items():
             pts = s['pts']
             back = [(a, b) for a, b in zip(pts, pts[1:]) if b < a]
-            check(not back, f'loop: stream {idx} ({s["type"]}) timestamps go back: {back[:3]}')
+            check(not back, f'{fmt} loop: stream {idx} ({s["type"]}) timestamps go back: {back[:3]}')
             if s['type'] == 'video' and pts:
-                check(pts[-1] - pts[0] >= 5 * FPS * 0.8, f'loop: video spans {pts[0]}..{pts[-1]} frames')
+                check(pts[-1] - pts[0] >= 5 * FPS * 0.8, f'{fmt} loop: video spans {pts[0]}..{pts[-1]} frames')
+
+
+def test_publish_loop():
+    """--loop (an MP4 remuxed, an FLV as it is): one connection, timestamps keep increasing across passes."""
+    require('ffmpeg', cli_exe())
+    for fmt in ('mp4', 'flv'):
+        publish_loop(fmt)
+
+
+# ---------------------------------------------------------------- FLV as it is
+
+def read_flv(path) -> list:
+    """[(tag type, timestamp ms, data bytes)] of an FLV file (asserts its framing)."""
+    with open(path, 'rb') as f:
+        d = f.read()
+    check(d[:3] == b'FLV', f'{path}: FLV signature')
+    pos = int.from_bytes(d[5:9], 'big') + 4
+    tags = []
+    while pos + 11 <= len(d):
+        size = int.from_bytes(d[pos + 1:pos + 4], 'big')
+        ts = int.from_bytes(d[pos + 4:pos + 7], 'big') | (d[pos + 7] << 24)
+        tags.append((d[pos] & 0x1f, ts, d[pos + 11:pos + 11 + size]))
+        pos += 11 + size + 4
+    check(pos == len(d), f'{path}: tags end at {pos} of {len(d)} bytes')
+    return tags
+
+
+def amf0_string(v: str) -> bytes:
+    b = v.encode()
+    return len(b).to_bytes(2, 'big') + b
+
+
+def on_metadata(fields: dict) -> bytes:
+    """An AMF0 onMetaData script tag payload (an ECMA array of numbers and strings)."""
+    out = b'\x02' + amf0_string('onMetaData') + b'\x08' + len(fields).to_bytes(4, 'big')
+    for k, v in fields.items():
+        out += amf0_string(k)
+        out += b'\x02' + amf0_string(v) if isinstance(v, str) else b'\x00' + struct.pack('>d', float(v))
+    return out + b'\x00\x00\x09'
+
+
+def hevc_access_units(stream: bytes) -> list:
+    """Annex B HEVC -> [[NAL units]] per access unit."""
+    starts = [m.end() for m in re.finditer(b'\x00\x00\x01', stream)]
+    nals = []
+    for i, st in enumerate(starts):
+        end = starts[i + 1] - 3 if i + 1 < len(starts) else len(stream)
+        nals.append(stream[st:end].rstrip(b'\x00'))
+    aus, cur, cur_vcl = [], [], False
+    for n in nals:
+        t = (n[0] >> 1) & 0x3f
+        vcl = t < 32
+        new_au = cur_vcl and ((vcl and n[2] & 0x80) or t in (32, 33, 34, 35, 39))
+        if new_au:
+            aus.append(cur)
+            cur, cur_vcl = [], False
+        cur.append(n)
+        cur_vcl = cur_vcl or vcl
+    if cur:
+        aus.append(cur)
+    return aus
+
+
+def hvcc(vps: bytes, sps: bytes, pps: bytes) -> bytes:
+    """HEVCDecoderConfigurationRecord from the parameter sets (4:2:0, 8 bit, 4-byte lengths)."""
+    rbsp = re.sub(b'\x00\x00\x03', b'\x00\x00', sps[2:])
+    sub_layers = ((rbsp[0] >> 1) & 7) + 1
+    nesting = rbsp[0] & 1
+    ptl = rbsp[1:13]
+    out = bytes([1]) + ptl[:12] + bytes([0xf0, 0x00, 0xfc, 0xfd, 0xf8, 0xf8, 0, 0])
+    out += bytes([(sub_layers & 7) << 3 | nesting << 2 | 3, 3])
+    for t, nal in ((32, vps), (33, sps), (34, pps)):
+        out += bytes([0x80 | t]) + (1).to_bytes(2, 'big') + len(nal).to_bytes(2, 'big') + nal
+    return out
+
+
+def make_enhanced_hevc_flv(path, seconds, title):
+    """An Enhanced RTMP FLV (FourCC 'hvc1': SequenceStart + CodedFramesX) from ffmpeg's libx265
+    Annex B output, written here (ffmpeg 5.1 writes no enhanced FLV). Returns (hvcC, [frames])."""
+    raw = tmp_path('hevc.h265')
+    rc, _, err = run(['ffmpeg', '-nostdin', '-hide_banner', '-v', 'error', '-y', '-f', 'lavfi', '-i',
+                      f'testsrc=size={WIDTH}x{HEIGHT}:rate={FPS}', '-t', str(seconds), '-c:v', 'libx265',
+                      '-x265-params', f'bframes=0:keyint={FPS}:log-level=error', '-pix_fmt', 'yuv420p',
+                      '-f', 'hevc', raw], timeout=120)
+    if rc != 0:
+        skip(f'ffmpeg cannot encode HEVC with libx265: {err[-200:]}')
+    with open(raw, 'rb') as f:
+        aus = hevc_access_units(f.read())
+    first = {(n[0] >> 1) & 0x3f: n for n in aus[0]}
+    config = hvcc(first[32], first[33], first[34])
+    frames = []
+    for au in aus:
+        key = any(16 <= (n[0] >> 1) & 0x3f <= 21 for n in au)
+        body = b''.join(len(n).to_bytes(4, 'big') + n for n in au)
+        frames.append(bytes([0x80 | (1 if key else 2) << 4 | 3]) + b'hvc1' + body)
+    meta = on_metadata({'duration': seconds, 'width': WIDTH, 'height': HEIGHT, 'framerate': FPS,
+                        'videocodecid': int.from_bytes(b'hvc1', 'big'), 'title': title})
+
+    def tag(t, ts, data):
+        return (bytes([t]) + len(data).to_bytes(3, 'big') + (ts & 0xffffff).to_bytes(3, 'big') + bytes([ts >> 24])
+                + b'\x00\x00\x00' + data + (11 + len(data)).to_bytes(4, 'big'))
+    out = b'FLV\x01\x01' + (9).to_bytes(4, 'big') + b'\x00\x00\x00\x00'
+    out += tag(18, 0, meta) + tag(9, 0, bytes([0x80 | 1 << 4 | 0]) + b'hvc1' + config)
+    for i, fr in enumerate(frames):
+        out += tag(9, i * 1000 // FPS, fr)
+    with open(path, 'wb') as f:
+        f.write(out)
+    return bytes([0x80 | 1 << 4 | 0]) + b'hvc1' + config, frames, meta
+
+
+def launcher_recording(rec_dir, srv):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not srv.records('recorder closed'):
+        time.sleep(0.1)
+    check(srv.records('recorder closed'), 'launcher: recorder closed')
+    files = [os.path.join(rec_dir, f) for f in sorted(os.listdir(rec_dir))] if os.path.isdir(rec_dir) else []
+    check(len(files) == 1, f'one recording: {files}')
+    return files[0] if files else None
+
+
+def test_publish_flv_as_is():
+    """An FLV (ffmpeg, H.264/AAC, -metadata title=...) goes as it is: a player (ffprobe) of the stream and
+    the launcher's recording see the file's own onMetaData (title, ffmpeg's encoder), H.264/AAC, every
+    frame, no decode errors."""
+    require('ffmpeg', 'ffprobe', cli_exe(), launcher_exe())
+    title = 'grtmp flv as it is'
+    path = make_media(tmp_path('titled.flv'), 3, size=f'{WIDTH}x{HEIGHT}', fps=FPS, gop=FPS, sample_rate=RATE,
+                      fmt='flv', extra_args=['-metadata', f'title={title}'])
+    src = read_flv(path)
+    src_meta = [t[2] for t in src if t[0] == 18][0]
+    rec_dir = tmp_path('launcher-rec-flv')
+    with LauncherServer('-record-all', 'true', '-record-dir', rec_dir) as srv:
+        url = srv.url('live', 'flv')
+        probe = {}
+        reader = threading.Thread(target=lambda: probe.update(ffprobe_info(url, timeout=20)))
+        reader.start()
+        time.sleep(0.5)
+        rc, out, err = cli('publish', path, url, timeout=30)
+        reader.join(30)
+        check(rc == 0, f'publish FLV rc {rc}: {err[-300:]}')
+        media_s, wall_s = published_summary(out)
+        check(media_s is not None and media_s >= 2.8 and wall_s >= 2.7, f'FLV: {media_s} s of media in {wall_s} s')
+        tags = (probe.get('raw') or {}).get('format', {}).get('tags', {})
+        log(f'  player: {tags} {[(s["codec_name"]) for s in probe.get("streams", [])]}')
+        check(tags.get('title') == title, f'player onMetaData title {tags.get("title")!r}')
+        check(str(tags.get('encoder', '')).startswith('Lavf'), f'player onMetaData encoder {tags.get("encoder")!r}')
+        check(probe.get('video') and probe['video']['codec_name'] == 'h264', f'player video {probe.get("video")}')
+        check(probe.get('audio') and probe['audio']['codec_name'] == 'aac', f'player audio {probe.get("audio")}')
+        rec = launcher_recording(rec_dir, srv)
+    if rec:
+        info = ffprobe_info(rec, count_frames=True)
+        log(f'  recording: {info["duration"]} s, {[(s["codec_name"], s["frames"]) for s in info["streams"]]}')
+        check(info['video'] and info['video']['codec_name'] == 'h264', f'recording video {info["video"]}')
+        check(info['audio'] and info['audio']['codec_name'] == 'aac', f'recording audio {info["audio"]}')
+        check(info['video'] and info['video']['frames'] == 3 * FPS, f'recording video frames {info["video"]}')
+        rec_tags = read_flv(rec)
+        # The launcher's recorder rewrites duration/filesize; the file's other fields stay.
+        rec_meta = b''.join(t[2] for t in rec_tags if t[0] == 18)
+        for field in (amf0_string('title') + b'\x02' + amf0_string(title), b'\x07encoder\x02\x00\x0dLavf'):
+            check(field in src_meta and field in rec_meta, f'recording onMetaData has {field!r}')
+        # Every audio/video tag of the file, in order, byte for byte.
+        check([t[2] for t in rec_tags if t[0] in (8, 9)] == [t[2] for t in src if t[0] in (8, 9)],
+              'recording media tags = file media tags')
+        r = ffmpeg_decode(rec, timeout=30)
+        check(not r['errors'] and r['video_frames'] == 3 * FPS, f'recording decode {r["video_frames"]} {r["errors"][:3]}')
+
+
+def test_publish_flv_enhanced_hevc():
+    """An Enhanced RTMP FLV with HEVC (FourCC tags, which flvmux/flvdemux in GStreamer 1.22 do not
+    carry) goes as it is: the launcher's recording has the same onMetaData, sequence start and every
+    coded frame byte for byte, keyframes flagged, timestamps 40 ms apart."""
+    require('ffmpeg', cli_exe(), launcher_exe())
+    path = tmp_path('hevc.flv')
+    title = 'grtmp enhanced hevc'
+    seq, frames, meta = make_enhanced_hevc_flv(path, 2, title)
+    check(len(frames) == 2 * FPS, f'{len(frames)} HEVC access units')
+    rec_dir = tmp_path('launcher-rec-hevc')
+    with LauncherServer('-record-all', 'true', '-record-dir', rec_dir) as srv:
+        # In real time (the default): the recorder keeps up with a 2 s file pushed at once too, but
+        # the launcher starts recording asynchronously after the publish.
+        rc, out, err = cli('publish', path, srv.url('live', 'hevc'), timeout=30)
+        check(rc == 0, f'publish HEVC FLV rc {rc}: {err[-300:]}')
+        rec = launcher_recording(rec_dir, srv)
+    if rec:
+        tags = read_flv(rec)
+        video = [t for t in tags if t[0] == 9]
+        coded = [t for t in video if t[2] != seq]
+        log(f'  recording: {len(tags)} tags, {len(video)} video, first {[(t[0], t[1], t[2][:5]) for t in tags[:3]]}')
+        rec_meta = b''.join(t[2] for t in tags if t[0] == 18)
+        for field in (amf0_string('title') + b'\x02' + amf0_string(title),
+                      amf0_string('videocodecid') + b'\x00' + struct.pack('>d', int.from_bytes(b'hvc1', 'big'))):
+            check(field in meta and field in rec_meta, f'recording onMetaData has {field!r}')
+        check([t[2] for t in video if t[2] == seq], 'recording has the hvc1 sequence start')
+        missing = [i for i, fr in enumerate(frames) if fr not in [t[2] for t in coded]]
+        check([t[2] for t in coded] == frames,
+              f'recording coded frames = file frames ({len(coded)} of {len(frames)}, missing {missing[:12]})')
+        ts = [t[1] for t in coded]
+        check(all(b - a == 40 for a, b in zip(ts, ts[1:])), f'recording timestamps 40 ms apart: {ts[:5]}')
+
+
+def test_publish_flv_truncated():
+    """A truncated FLV and one with a bad tag: exit 2 before connecting, one line naming the byte."""
+    require('ffmpeg', cli_exe())
+    with open(media(3, 'flv'), 'rb') as f:
+        data = f.read()
+    # Cut inside the data of the first tag past the middle of the file.
+    pos = int.from_bytes(data[5:9], 'big') + 4
+    while pos < len(data) // 2:
+        pos += 11 + int.from_bytes(data[pos + 1:pos + 4], 'big') + 4
+    cut = tmp_path('cut.flv')
+    with open(cut, 'wb') as f:
+        f.write(data[:pos + 11 + int.from_bytes(data[pos + 1:pos + 4], 'big') // 2])
+    bad = tmp_path('badtag.flv')
+    with open(bad, 'wb') as f:
+        f.write(data[:13] + b'\x07' + data[14:])
+    port = free_port()
+    for path, what in ((cut, 'truncated tag'), (bad, 'unknown tag type')):
+        rc, out, err = cli('publish', path, f'rtmp://127.0.0.1:{port}/live/x')
+        check(rc == 2, f'{what}: rc {rc} (want 2)')
+        one_line_error(err, what, path)
+        check('at byte' in err, f'{what}: names the byte: {err!r}')
 
 
 def test_play_record_our_server():
@@ -697,6 +918,9 @@ if __name__ == '__main__':
         test_publish_mp4_to_nginx,
         test_publish_other_containers,
         test_publish_loop,
+        test_publish_flv_as_is,
+        test_publish_flv_enhanced_hevc,
+        test_publish_flv_truncated,
         test_play_record_our_server,
         test_play_record_nginx,
         test_play_until_the_end,
