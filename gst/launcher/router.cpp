@@ -32,6 +32,13 @@ void run_on_main(std::function<void()> fn) {
   g_source_unref(source);
 }
 
+// How long a branch may take, after its stream was unpublished, to get the
+// EOS through its queue to the sink: a recording writes whatever it holds
+// (up to 10 s of media, 64 MiB) to disk; a relay gives a slow destination
+// a moment, and never blocks the stream's end on a stalled one.
+constexpr guint kRecordDrainMs = 10000;
+constexpr guint kRelayDrainMs = 3000;
+
 guint run_later(guint ms, std::function<void()> fn) {
   auto* f = new std::function<void()>(std::move(fn));
   return g_timeout_add_full(
@@ -116,6 +123,7 @@ struct Router::Branch {
   bool finished = false;
   bool failed = false;
   bool eos_requested = false;
+  guint drain_timer = 0;  // after an unpublish: the limit for the EOS to reach the sink
   std::string reason;
   // Any thread.
   std::atomic<bool> detached{false};
@@ -205,6 +213,7 @@ Router::~Router() {
   for (auto& [pad, s] : streams_)
     for (auto& r : s->relays)
       if (r->timer) g_source_remove(r->timer);
+  for (auto& s : ending_) cancel_drain(s);
 }
 
 void Router::attach() {
@@ -631,6 +640,10 @@ void Router::finish(const std::shared_ptr<Branch>& b) {
   if (stopped_) return;
   if (b->finished) return;
   b->finished = true;
+  if (b->drain_timer) {
+    g_source_remove(b->drain_timer);
+    b->drain_timer = 0;
+  }
   GuardStats st;
   if (b->guard) st = guard_stats(b->guard);
   for (GstElement* e : {b->sink, b->guard, b->queue})
@@ -748,8 +761,29 @@ void Router::stream_gone(const std::shared_ptr<Stream>& s) {
   for (auto& r : waiting)
     jlog::info("relay stopped", {jlog::str("stream_key", r->stream_key), jlog::str("url", r->url),
                                  jlog::unum("retries", r->retries), jlog::str("reason", "unpublished")});
-  for (auto& b : left) teardown(b, "unpublished");
+  // rtmpserversrc pushed EOS before it removed the pad, behind whatever the
+  // branch queues still hold: a publisher that sent its media in a burst
+  // and left at once can be seconds ahead of the file. Each branch closes
+  // when that EOS reaches its sink (eos_probe); tearing it down here lost
+  // the queued tags. A sink that never gets there (a stalled relay
+  // destination, a stuck disk) is torn down after the drain limit.
+  for (auto& b : left) {
+    if (b->closing || b->drain_timer) continue;
+    const guint limit_ms = b->kind == Branch::Kind::Record ? kRecordDrainMs : kRelayDrainMs;
+    b->drain_timer = run_later(limit_ms, [this, b] {
+      b->drain_timer = 0;
+      teardown(b, "unpublished");
+    });
+  }
   maybe_release_tee(s);
+}
+
+void Router::cancel_drain(const std::shared_ptr<Stream>& s) {
+  for (auto& b : s->branches)
+    if (b->drain_timer) {
+      g_source_remove(b->drain_timer);
+      b->drain_timer = 0;
+    }
 }
 
 void Router::maybe_release_tee(const std::shared_ptr<Stream>& s) {
@@ -946,7 +980,10 @@ void Router::stop() {
       }
   };
   for (auto& [pad, s] : streams_) cancel(s);
-  for (auto& s : ending_) cancel(s);
+  for (auto& s : ending_) {
+    cancel(s);
+    cancel_drain(s);
+  }
 }
 
 RouterSnapshot Router::snapshot() const {

@@ -100,6 +100,8 @@ class Router {
   void retry_relay(const std::shared_ptr<Relay>& r);
   void stream_gone(const std::shared_ptr<Stream>& s);
   void maybe_release_tee(const std::shared_ptr<Stream>& s);
+  // Stops the drain limits of a gone stream's branches (router stopping).
+  void cancel_drain(const std::shared_ptr<Stream>& s);
   void maybe_done();
   std::string unique_record_path(const std::string& app, const std::string& name);
 
