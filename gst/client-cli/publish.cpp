@@ -42,6 +42,7 @@
 
 #include "commands.h"
 #include "exitcode.h"
+#include "flvframing.h"
 #include "flvfile.h"
 #include "grtmp/flv.h"
 #include "progress.h"
@@ -503,18 +504,7 @@ GstCaps* flv_streamheader(Publisher* p, std::vector<GstBuffer*>& headers, GError
     }
     headers.push_back(flv_tag_buffer(t.type, t.ts_ms - p->flv->first_ms(), data));
   }
-  GstCaps* caps = gst_caps_new_empty_simple("video/x-flv");
-  GValue array = G_VALUE_INIT;
-  g_value_init(&array, GST_TYPE_ARRAY);
-  for (GstBuffer* b : headers) {
-    GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_HEADER);
-    GValue v = G_VALUE_INIT;
-    g_value_init(&v, GST_TYPE_BUFFER);
-    g_value_set_boxed(&v, b);
-    gst_value_array_append_and_take_value(&array, &v);
-  }
-  gst_structure_take_value(gst_caps_get_structure(caps, 0), "streamheader", &array);
-  return caps;
+  return grtmp::gst::flv_caps(headers);  // flags the headers HEADER, as rtmpserversrc's
 }
 
 // appsrc wants data: push the next tags (up to kFlvPushBytes), starting
