@@ -509,6 +509,27 @@ class Decoder {
     return true;
   }
 
+  // Name/value pairs up to an empty name, appended to `props`: an AMF3
+  // array's associative part, an object's dynamic members.
+  bool a3_named_members(size_t& off, std::vector<Property>& props, int32_t self, uint32_t depth,
+                        const char* container, const char* name_what) {
+    for (;;) {
+      const size_t key_off = off;
+      std::string_view key;
+      const std::string what = std::string("AMF3 ") + container + " " + name_what;
+      if (!a3_string(off, key, what.c_str(), true)) return false;
+      if (key.empty()) return true;
+      if (props.size() >= limits_.max_elements)
+        return limit("AMF3 %s has more than max_elements (%u) members at offset %zu", container,
+                     limits_.max_elements, key_off);
+      props.emplace_back(std::piecewise_construct, std::forward_as_tuple(key),
+                         std::forward_as_tuple(Fresh{}));
+      if (!a3_value(off, props.back().second, depth + 1,
+                    A3Slot{self, uint32_t(props.size() - 1), false}))
+        return false;
+    }
+  }
+
   bool a3_array(size_t start, size_t& off, Value& out, uint32_t depth, A3Slot where) {
     uint32_t h;
     if (!u29(off, h, "AMF3 array")) return false;
@@ -519,20 +540,7 @@ class Decoder {
     if (self < 0) return false;
     // The associative part: name/value pairs up to an empty name.
     std::vector<Property>& props = out.properties;
-    for (;;) {
-      const size_t key_off = off;
-      std::string_view key;
-      if (!a3_string(off, key, "AMF3 array key", true)) return false;
-      if (key.empty()) break;
-      if (props.size() >= limits_.max_elements)
-        return limit("AMF3 array has more than max_elements (%u) members at offset %zu",
-                     limits_.max_elements, key_off);
-      props.emplace_back(std::piecewise_construct, std::forward_as_tuple(key),
-                         std::forward_as_tuple(Fresh{}));
-      if (!a3_value(off, props.back().second, depth + 1,
-                    A3Slot{self, uint32_t(props.size() - 1), false}))
-        return false;
-    }
+    if (!a3_named_members(off, props, self, depth, "array", "key")) return false;
     if (size_t(dense) + props.size() > limits_.max_elements)
       return limit("AMF3 array at offset %zu has %zu members, exceeds max_elements (%u)", start,
                    size_t(dense) + props.size(), limits_.max_elements);
@@ -619,22 +627,7 @@ class Decoder {
       if (!a3_value(off, props.back().second, depth + 1, A3Slot{self, uint32_t(i), false}))
         return false;
     }
-    if (dynamic) {
-      for (;;) {
-        const size_t key_off = off;
-        std::string_view key;
-        if (!a3_string(off, key, "AMF3 dynamic member name", true)) return false;
-        if (key.empty()) break;
-        if (props.size() >= limits_.max_elements)
-          return limit("AMF3 object has more than max_elements (%u) members at offset %zu",
-                       limits_.max_elements, key_off);
-        props.emplace_back(std::piecewise_construct, std::forward_as_tuple(key),
-                           std::forward_as_tuple(Fresh{}));
-        if (!a3_value(off, props.back().second, depth + 1,
-                      A3Slot{self, uint32_t(props.size() - 1), false}))
-          return false;
-      }
-    }
+    if (dynamic && !a3_named_members(off, props, self, depth, "object", "dynamic member name")) return false;
     a3_->objects[self].done = true;
     return true;
   }
