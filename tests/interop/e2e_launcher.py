@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -53,6 +54,16 @@ def media(kind: str = 'av', seconds: float = 5.0) -> str:
     return _media_cache[key]
 
 
+def stacks(proc) -> str:
+    """Every thread's stack of a process that hangs (gdb, where installed):
+    what a start-up that never listens was waiting for."""
+    if proc.poll() is not None or not shutil.which('gdb'):
+        return ''
+    rc, out, err = run(['gdb', '-p', str(proc.pid), '-batch', '-nx', '-ex', 'thread apply all bt 30'], timeout=60)
+    lines = [ln for ln in out.splitlines() if ln.startswith(('#', 'Thread'))]
+    return 'stacks:\n' + '\n'.join(lines[:400])
+
+
 class Launcher:
     """gst-rtmp-server on a free port; stdout (JSON lines) to a file."""
 
@@ -80,7 +91,8 @@ class Launcher:
         # only matters on a loaded machine (the first start also builds the
         # GStreamer registry).
         if not wait_port(self.port, 30, proc=self.proc):
-            raise RuntimeError(f'launcher did not listen (rc={self.proc.poll()}):\n{self.stdout()}\n{self.stderr()}')
+            raise RuntimeError(f'launcher did not listen (rc={self.proc.poll()}):\n{self.stdout()}\n{self.stderr()}'
+                               f'\n{stacks(self.proc)}')
         if self.mport and not wait_port(self.mport, 5, proc=self.proc):
             raise RuntimeError(f'metrics endpoint did not listen:\n{self.stdout()}')
         return self
