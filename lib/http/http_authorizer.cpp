@@ -168,6 +168,17 @@ HttpAuthorizer::HttpAuthorizer(HttpAuthorizerOptions options) : impl_(std::make_
   impl_->options = std::move(options);
   impl_->context = g_main_context_new();
   impl_->loop = g_main_loop_new(impl_->context, FALSE);
+  // SoupSession's class initialisation (on the new thread, in
+  // soup_session_new) registers GInetSocketAddress and friends. GLib 2.74
+  // deadlocks when that races with another thread registering the same
+  // types (the server's listener, created right after this): one thread
+  // holds the type lock in g_type_class_ref and waits in g_once for
+  // g_inet_socket_address_get_type, the other is inside that g_once and
+  // waits for the type lock. Seen as a launcher with -on-connect that never
+  // listened (1 start in 3 under ASan). Initialising the class here, on the
+  // caller's thread before this thread starts and before the server
+  // listens, takes the race away.
+  g_type_class_unref(g_type_class_ref(SOUP_TYPE_SESSION));
   impl_->thread = g_thread_new("grtmp-http-auth", Impl::run, impl_.get());
 }
 
