@@ -79,6 +79,10 @@ class Connection : public FdHandler, public SessionHost {
   void pump();
   void tick(int64_t now_us);
   void close(const char* reason, GError* error);
+  // Closes once the output queued so far has gone out: the end of a stream
+  // a player must get whole (its last frames, StreamEOF, Play.Stop). Input
+  // is read and dropped meanwhile; past kLingerUs it closes anyway.
+  void close_when_flushed(const char* reason, GError* error);
   bool closed() const { return closed_; }
   ServerSession& session() { return session_; }
   std::atomic<bool> dirty{false};
@@ -100,7 +104,16 @@ class Connection : public FdHandler, public SessionHost {
   bool closed_ = false;
   bool want_write_ = false;
   uint32_t events_ = 0;
+  bool lingering_ = false;  // close_when_flushed() waits for the output
+  bool write_shut_ = false; // lingering: FIN sent, waiting for the peer's
+  int64_t linger_deadline_us_ = 0;
+  std::string linger_reason_;
+  GError* linger_error_ = nullptr;
 };
+
+// How long a connection closed at the end of its stream may take to send
+// what it still holds (a player with a full socket buffer).
+constexpr int64_t kLingerUs = 5 * G_USEC_PER_SEC;
 
 class LoopWorker : public std::enable_shared_from_this<LoopWorker> {
  public:
@@ -290,6 +303,7 @@ void Connection::on_tls_handshake(GTlsConnection* tls, bool ok, GError* error) {
 
 Connection::~Connection() {
   if (!closed_) close("destroyed", nullptr);
+  g_clear_error(&linger_error_);
   if (tls_) g_object_unref(tls_);
   if (cancellable_) g_object_unref(cancellable_);
   g_object_unref(socket_);
@@ -370,10 +384,12 @@ void Connection::on_io(uint32_t events) {
         return;
       }
       if (n == 0) {
-        close("peer closed the connection", nullptr);
+        if (lingering_) close(linger_reason_.c_str(), linger_error_);
+        else close("peer closed the connection", nullptr);
         return;
       }
       counters_.bytes_in += n;
+      if (lingering_) continue;  // closing: only the peer's close matters now
       bool was_done = session_.handshake_done();
       if (!session_.on_receive(buf, n, &err)) {
         if (!session_.handshake_done()) counters_.handshake_failures++;
@@ -397,19 +413,34 @@ void Connection::on_io(uint32_t events) {
 
 void Connection::pump() {
   dirty.store(false);
-  if (closed_ || !io_ready_) return;
+  if (closed_ || !io_ready_ || lingering_) return;
   GError* err = nullptr;
   if (!session_.pump(&err)) {
-    flush();
-    close("stream ended", err);
+    close_when_flushed("stream ended", err);
     g_clear_error(&err);
     return;
   }
   flush();
 }
 
+void Connection::close_when_flushed(const char* reason, GError* error) {
+  if (closed_ || lingering_) return;
+  lingering_ = true;
+  linger_reason_ = reason;
+  linger_error_ = error ? g_error_copy(error) : nullptr;
+  linger_deadline_us_ = g_get_monotonic_time() + kLingerUs;
+  flush();  // closes at once when everything goes out now
+}
+
 void Connection::tick(int64_t now_us) {
   if (closed_) return;
+  if (lingering_) {
+    if (now_us >= linger_deadline_us_) {
+      linger_reason_ += " (output not drained)";
+      close(linger_reason_.c_str(), linger_error_);
+    }
+    return;
+  }
   GError* err = nullptr;
   if (!session_.check_timers(now_us, &err)) {
     if (!session_.handshake_done()) counters_.handshake_failures++;
@@ -445,19 +476,40 @@ void Connection::flush() {
     }
     counters_.bytes_out += sent;
     session_.on_sent(static_cast<size_t>(sent), g_get_monotonic_time());
+    if (out.empty() && lingering_) break;
     if (out.empty()) {
       // More player data may be waiting behind the high-water mark.
       GError* perr = nullptr;
       size_t before = out.bytes();
       if (!session_.pump(&perr)) {
-        close("stream ended", perr);
-        g_clear_error(&perr);
-        return;
+        // The stream's end (and what came before it) was just queued: send
+        // it, then close (close_when_flushed, without re-entering flush).
+        lingering_ = true;
+        linger_reason_ = "stream ended";
+        linger_error_ = perr;
+        linger_deadline_us_ = g_get_monotonic_time() + kLingerUs;
+        continue;
       }
       if (out.bytes() == before) break;
     }
   }
   want_write_ = false;
+  if (lingering_ && out.empty()) {
+    // A close() now would reset the connection if the peer's last bytes
+    // (an acknowledgement, say) sit unread in our receive buffer, and a
+    // reset makes the peer's kernel drop what it has not read yet: the
+    // tail of the stream. Send FIN behind the data instead and close when
+    // the peer closes too (or at the linger deadline). TLS has no such
+    // half-close here: close at once.
+    if (tls_) {
+      close(linger_reason_.c_str(), linger_error_);
+      return;
+    }
+    if (!write_shut_) {
+      write_shut_ = true;
+      g_socket_shutdown(socket_, FALSE, TRUE, nullptr);
+    }
+  }
   update_events();
 }
 
