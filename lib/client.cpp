@@ -942,6 +942,29 @@ void Client::close() {
       GRTMP_DEBUG("client: teardown commands failed", {"reason", e->message});
       g_clear_error(&e);
     }
+    // The server answers those (and acknowledges): a close() with that
+    // unread would reset the connection, and a reset throws away what our
+    // kernel has not sent yet -- the tail of a publish sent faster than the
+    // network takes it. Half-close instead and wait (briefly) for the
+    // server's close. Plain TCP only: TLS has no half-close here.
+    if (ok && d.socket && d.io == G_IO_STREAM(d.conn)) {
+      g_socket_shutdown(d.socket, FALSE, TRUE, nullptr);
+      const int64_t deadline = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
+      uint8_t buf[16384];
+      for (;;) {
+        const int64_t left = deadline - g_get_monotonic_time();
+        if (left <= 0 || !g_socket_condition_timed_wait(d.socket, G_IO_IN, left, nullptr, nullptr)) break;
+        GError* re = nullptr;
+        gssize n = g_socket_receive_with_blocking(d.socket, reinterpret_cast<gchar*>(buf), sizeof buf, FALSE,
+                                                  nullptr, &re);
+        if (n < 0 && g_error_matches(re, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+          g_error_free(re);
+          continue;
+        }
+        g_clear_error(&re);
+        if (n <= 0) break;  // the server closed (or an error): done
+      }
+    }
   }
   if (d.io) GRTMP_INFO("client: closed", {"url", d.display_url()}, {"sent", std::to_string(d.sent)},
                        {"received", std::to_string(d.received)});
