@@ -286,6 +286,48 @@ def test_lagging_player():
     check(not problems, 'good player: ' + '; '.join(problems))
 
 
+# ------------------------------------------------------------ stream end, player behind
+
+def test_player_behind_gets_the_whole_stream():
+    """--keep-players 0: a publisher sends its media in a burst and leaves
+    while a player is still behind (small receive buffer, not reading yet).
+    The player still gets every frame, then StreamEOF and Play.Stop, and only
+    then the close -- not just what fitted its socket when the stream ended."""
+    seconds, vbytes = 4, 30_000  # ~3 MB: more than the socket buffers hold
+    media = synthetic_flv(tmp_path('tail.flv'), seconds, vbytes)
+    want_video = sum(1 for t in read_flv_tags(media) if t[0] == MSG_VIDEO)
+    srv = TestServer('--keep-players', 0, log_level='info', name='server-tail')
+    srv.start()
+    try:
+        p = raw_player(srv.port, 'tail', 4096, 'player behind')
+        pub = start_publisher(srv.url('tail'), media, name='tail-publisher', realtime=False)
+        check(wait_proc(pub, 30) == 0, 'burst publisher rc')
+        time.sleep(0.5)  # the stream has ended on the server; the player has read nothing yet
+        video, statuses, closed = 0, [], False
+        try:
+            while True:
+                m = p.recv_msg(timeout=10)
+                if m['type'] == MSG_VIDEO:
+                    video += 1
+                elif b'NetStream.Play.' in m['payload']:
+                    statuses.append(m['payload'])
+        except Closed:
+            closed = True
+        except TimeoutError:
+            pass
+        p.close()
+        check(srv.alive(), 'server died')
+        srv.stop()
+    finally:
+        if srv.proc is not None:
+            srv.stop()
+    measure(f'player_behind: {video}/{want_video} video frames (sequence header included), '
+            f'{len(statuses)} Play statuses after them, closed {closed}')
+    check(video == want_video, f'player got {video} of {want_video} video messages')
+    check(any(b'NetStream.Play.Stop' in s for s in statuses), 'no Play.Stop before the close')
+    check(closed, 'the server did not close the connection after the stream')
+
+
 # ------------------------------------------------------------ vanishing publisher
 
 def raw_publisher(port: int, name: str) -> tuple[RawClient, int]:
@@ -641,5 +683,5 @@ def test_fd_exhaustion():
 
 
 if __name__ == '__main__':
-    main([test_stalled_player, test_lagging_player, test_vanishing_publisher, test_timestamp_wrap, test_many_connections,
+    main([test_stalled_player, test_lagging_player, test_player_behind_gets_the_whole_stream, test_vanishing_publisher, test_timestamp_wrap, test_many_connections,
           test_announced_lengths, test_fd_exhaustion])
