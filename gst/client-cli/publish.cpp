@@ -38,6 +38,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "commands.h"
@@ -124,6 +125,23 @@ GstClockTime map_ts(const Branch* b, gint64 offset, GstClockTime t) {
 }
 
 // Maps one buffer of the current pass; the caller holds the mutex.
+// The buffer-list form of a probe that rewrites timestamps: `fix` gets each
+// buffer of the (writable) list, itself made writable in place.
+template <typename Fix>
+GstBufferList* rewrite_buffers(GstBufferList* list, Fix&& fix) {
+  using F = std::remove_reference_t<Fix>;
+  list = gst_buffer_list_make_writable(list);
+  gst_buffer_list_foreach(
+      list,
+      [](GstBuffer** buf, guint, gpointer data) -> gboolean {
+        *buf = gst_buffer_make_writable(*buf);
+        (*static_cast<F*>(data))(*buf);
+        return TRUE;
+      },
+      &fix);
+  return list;
+}
+
 void map_buffer(Branch* b, Publisher* p, GstBuffer* buf) {
   GstClockTime in = GST_BUFFER_DTS_OR_PTS(buf);
   GST_BUFFER_PTS(buf) = map_ts(b, p->offset, GST_BUFFER_PTS(buf));
@@ -154,14 +172,7 @@ GstPadProbeReturn on_branch_data(GstPad*, GstPadProbeInfo* info, gpointer data) 
   }
   if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
     if (!b->have_first || b->first.format != GST_FORMAT_TIME) return GST_PAD_PROBE_OK;
-    GstBufferList* list = gst_buffer_list_make_writable(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
-    for (guint i = 0; i < gst_buffer_list_length(list); i++) {
-      GstBuffer* buf = gst_buffer_copy(gst_buffer_list_get(list, i));
-      map_buffer(b, p, buf);
-      gst_buffer_list_remove(list, i, 1);
-      gst_buffer_list_insert(list, gint(i), buf);
-    }
-    info->data = list;
+    info->data = rewrite_buffers(GST_PAD_PROBE_INFO_BUFFER_LIST(info), [&](GstBuffer* buf) { map_buffer(b, p, buf); });
     return GST_PAD_PROBE_OK;
   }
   GstEvent* ev = GST_PAD_PROBE_INFO_EVENT(info);
@@ -284,14 +295,7 @@ GstPadProbeReturn on_video_parsed(GstPad* pad, GstPadProbeInfo* info, gpointer d
     derive_dts(pad, d, buf);
     info->data = buf;
   } else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
-    GstBufferList* list = gst_buffer_list_make_writable(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
-    for (guint i = 0; i < gst_buffer_list_length(list); i++) {
-      GstBuffer* buf = gst_buffer_copy(gst_buffer_list_get(list, i));
-      derive_dts(pad, d, buf);
-      gst_buffer_list_remove(list, i, 1);
-      gst_buffer_list_insert(list, gint(i), buf);
-    }
-    info->data = list;
+    info->data = rewrite_buffers(GST_PAD_PROBE_INFO_BUFFER_LIST(info), [&](GstBuffer* buf) { derive_dts(pad, d, buf); });
   } else if (GstEvent* ev = GST_PAD_PROBE_INFO_EVENT(info)) {
     // matroskademux sends a segment starting at the first cluster, then,
     // after a frame or two, one starting at 0 (no flush): the frames before
